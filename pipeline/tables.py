@@ -82,6 +82,53 @@ SCHEMAS: dict[str, pa.Schema] = {
         *BOX,
         ("fallback", pa.bool_()),  # True when the box is the whole-body box
     ]),
+    # one row per image (every split): scene statistics, hard-case splits, sampler weight;
+    # rules and thresholds in pipeline/scenes.py (params: scenes, train.alpha)
+    "scenes": pa.schema([
+        ("image_id", pa.string()),
+        ("split", pa.string()),  # dataset split: train | test
+        ("person_boxes", pa.int32()),  # annotated person boxes before merging duplicates
+        ("persons", pa.int32()),  # distinct annotated persons (near-duplicates merged)
+        ("pose_persons", pa.int32()),  # persons found by the pose backend
+        ("matched_pose", pa.int32()),  # annotated persons matched to a pose person
+        ("pairs", pa.int32()),  # distinct (person, object) pairs
+        ("interactive_pairs", pa.int32()),  # ... with a verb other than no_interaction
+        ("min_person_area", pa.float32()),  # smallest person box / image area; null: none
+        ("median_person_area", pa.float32()),
+        ("max_person_iou", pa.float32()),  # largest IoU of two distinct persons; null: < 2
+        ("max_person_cover", pa.float32()),  # largest intersection / smaller box area
+        ("low_conf_keypoints", pa.float32()),  # matched pose persons' low-score keypoint share
+        ("part_fallback", pa.float32()),  # matched pose persons' fallback part-box share
+        ("crowded", pa.bool_()),  # False = sparse
+        ("tiny", pa.bool_()),  # False = normal
+        ("occluded", pa.bool_()),  # False = less occlusion
+        ("sample_weight", pa.float32()),  # sparsity-adaptive sampling weight (alpha | 1)
+    ]),
+    # one row per HOI triplet after post-processing (model/postprocess.py: NIS, pair NMS,
+    # top-K); boxes in the original image's pixels, the dataset's own frame
+    "predictions": pa.schema([
+        ("image_id", pa.string()),
+        ("query", pa.int32()),  # stage-2 query (pair) index within the image
+        ("hx1", pa.float32()), ("hy1", pa.float32()), ("hx2", pa.float32()), ("hy2", pa.float32()),
+        ("ox1", pa.float32()), ("oy1", pa.float32()), ("ox2", pa.float32()), ("oy2", pa.float32()),  # NaN: V-COCO missing object
+        ("category_id", pa.int32()),  # COCO id of the predicted object, null = V-COCO missing object
+        ("verb_id", pa.int32()),  # HICO-DET verb id 1..117 | V-COCO action id 1..26
+        ("hoi_id", pa.int32()),  # HICO-DET HOI id 1..600, null for V-COCO
+        ("role", pa.string()),  # V-COCO role (obj | instr), null for HICO-DET and agent-only
+        ("score", pa.float32()),  # verb x object probability (x interactiveness with NIS "product")
+        ("interactiveness", pa.float32()),  # matched stage-1 pair's probability, NaN without stage 1
+        ("part_scores", pa.list_(pa.float32(), 6)),  # matched stage-1 part scores, PART_GROUP_NAMES order
+    ]),
+    # one row per stage-1 query: the pairs ranked by the interactiveness AP
+    "pair_predictions": pa.schema([
+        ("image_id", pa.string()),
+        ("query", pa.int32()),
+        ("hx1", pa.float32()), ("hy1", pa.float32()), ("hx2", pa.float32()), ("hy2", pa.float32()),
+        ("ox1", pa.float32()), ("oy1", pa.float32()), ("ox2", pa.float32()), ("oy2", pa.float32()),  # NaN: V-COCO missing object
+        ("category_id", pa.int32()),  # null when unknown or V-COCO missing object
+        ("interactiveness", pa.float32()),
+        ("part_scores", pa.list_(pa.float32(), 6)),
+    ]),
 }
 
 
@@ -112,8 +159,23 @@ def write(df: pd.DataFrame, name: str, path: str | Path) -> Path:
     return atomic_write(path, lambda tmp: pq.write_table(table, tmp))
 
 
+def write_arrow(table: pa.Table, name: str, path: str | Path) -> Path:
+    """Write an arrow ``table`` as table ``name`` atomically (columns selected and cast to the
+    schema; for large tables built without pandas)."""
+    try:
+        table = table.select(SCHEMAS[name].names).cast(SCHEMAS[name])
+    except (KeyError, pa.ArrowInvalid, pa.ArrowTypeError, ValueError) as exc:
+        raise TableError(f"table '{name}': {exc}") from None
+    return atomic_write(path, lambda tmp: pq.write_table(table, tmp))
+
+
 def read(path: str | Path, name: str) -> pd.DataFrame:
     """Read table ``name`` from ``path``; refuse a file whose columns do not match the schema."""
+    return read_arrow(path, name).to_pandas()
+
+
+def read_arrow(path: str | Path, name: str) -> pa.Table:
+    """Like :func:`read`, as an arrow table (list columns stay flat buffers: fast to numpy)."""
     path = Path(path)
     if not path.exists():
         raise TableError(f"{path}: file not found (table '{name}'; run the stage that writes it)")
@@ -130,7 +192,7 @@ def read(path: str | Path, name: str) -> pd.DataFrame:
                 f"{path}: column '{field.name}' has type {table.schema.field(field.name).type}, "
                 f"expected {field.type} (table '{name}')"
             )
-    return table.select(schema.names).to_pandas()
+    return table.select(schema.names)
 
 
 def atomic_write(path: str | Path, writer: Callable[[Path], object]) -> Path:

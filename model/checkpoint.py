@@ -1,0 +1,91 @@
+"""Self-describing checkpoints, written atomically and read with ``weights_only=True``.
+
+A checkpoint is a plain dict (tensors, numbers, strings, lists, dicts only):
+
+- ``format`` (:data:`FORMAT`), ``stage``, ``code_version`` (``git describe``), ``iteration``;
+- ``model`` (state dict), ``model_config`` / ``train_config`` (plain dicts), ``labels``
+  (:class:`model.label_space.LabelSpace` as a dict), ``dataset`` (name, format, root);
+- ``best`` (validation metric name, value, iteration);
+- the resume state, only in the "last" checkpoint: ``optimizer``, ``scheduler``, ``scaler``,
+  ``sampler`` (epoch, position), ``rng`` (python, numpy, torch, cuda; one entry per DDP rank).
+"""
+
+from __future__ import annotations
+
+import random
+import subprocess
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pipeline.errors import UserError
+from pipeline.tables import atomic_write
+
+FORMAT = "bpm-checkpoint/1"
+RESUME_KEYS = ("optimizer", "scheduler", "scaler", "sampler", "rng")
+
+
+class CheckpointError(UserError):
+    """A checkpoint that is missing, unreadable or of another kind."""
+
+
+@cache
+def code_version() -> str:
+    """``git describe --always --dirty`` of the working tree, or "unknown" outside git."""
+    try:
+        out = subprocess.run(["git", "describe", "--always", "--dirty", "--tags"], capture_output=True,
+                             text=True, timeout=10, cwd=Path(__file__).resolve().parent)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def save(path: str | Path, payload: dict) -> Path:
+    """Write ``payload`` to ``path`` atomically (temporary file + rename)."""
+    return atomic_write(path, lambda tmp: torch.save(payload, tmp))
+
+
+def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+    """Read a checkpoint written by :func:`save` (``weights_only=True``: no code runs)."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises many kinds for a bad file
+        raise CheckpointError(f"{path}: not a readable checkpoint ({exc})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a {FORMAT} checkpoint")
+    return ckpt
+
+
+def without_resume_state(ckpt: dict) -> dict:
+    """The checkpoint minus optimiser, scheduler, sampler and RNG state (a model to ship)."""
+    return {k: v for k, v in ckpt.items() if k not in RESUME_KEYS}
+
+
+def rng_state() -> dict:
+    """Every RNG this process draws from, as plain data."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    state = {
+        "python": random.getstate(),
+        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": pos,
+                  "has_gauss": has_gauss, "gauss": gauss},
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    """Restore what :func:`rng_state` captured."""
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

@@ -1,0 +1,68 @@
+"""Batching: pad images to a common size, mark the padding, and rasterise every person's part
+boxes into the six body-part masks on the stride-32 feature grid (paper eq. 1)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+# A part box cropped out of the image is moved here: far outside the grid, so that it lights no
+# cell whatever the rasteriser's clipping (an empty box at the border would still touch a cell).
+_OFF_GRID = -1.0e4
+
+
+@dataclass
+class Batch:
+    images: Tensor  # [B, 3, H, W] normalised, zero padding
+    pixel_mask: Tensor  # Bool[B, H, W], True = padding
+    part_masks: Tensor | None  # Bool[B, 6, h, w], True = covered by that part group
+    targets: list[dict]  # per image, see model.data / model.transforms
+
+    def to(self, device: torch.device | str) -> Batch:
+        """The batch on ``device`` (tensors of the targets too; strings and ints stay)."""
+        move = lambda v: v.to(device, non_blocking=True) if isinstance(v, Tensor) else v  # noqa: E731
+        return Batch(move(self.images), move(self.pixel_mask), move(self.part_masks),
+                     [{k: move(v) for k, v in t.items()} for t in self.targets])
+
+
+def pad_images(images: list[Tensor]) -> tuple[Tensor, Tensor]:
+    """Zero-pad [3, h_i, w_i] images at the bottom/right: ([B, 3, H, W], Bool[B, H, W])."""
+    H = max(x.shape[1] for x in images)
+    W = max(x.shape[2] for x in images)
+    out = images[0].new_zeros(len(images), 3, H, W)
+    mask = torch.ones(len(images), H, W, dtype=torch.bool)
+    for i, x in enumerate(images):  # one copy per image, not per pixel
+        out[i, :, : x.shape[1], : x.shape[2]] = x
+        mask[i, : x.shape[1], : x.shape[2]] = False
+    return out, mask
+
+
+def part_masks(targets: list[dict], grid_hw: tuple[int, int], stride: int, rule: str) -> Tensor:
+    """The six part-group masks of every image, Bool[B, 6, h, w], from all persons' part boxes
+    (pixels of the network input); invalid (cropped-away) parts light nothing."""
+    from model.masks import rasterize_part_masks  # the model's rasteriser (decision 4 rule)
+
+    boxes = [t["part_boxes"].float() for t in targets]  # [P_i, 10, 4]
+    valid = torch.cat([t["part_valid"] for t in targets]) if boxes else torch.zeros(0, 10, dtype=torch.bool)
+    all_boxes = torch.cat(boxes) if boxes else torch.zeros(0, 10, 4)
+    all_boxes = torch.where(valid[..., None], all_boxes, torch.full_like(all_boxes, _OFF_GRID))
+    index = torch.cat([torch.full((len(b),), i, dtype=torch.long) for i, b in enumerate(boxes)])
+    return rasterize_part_masks(all_boxes, index, len(targets), grid_hw, stride=stride, rule=rule)
+
+
+class Collate:
+    """``DataLoader`` collate function producing a :class:`Batch`. ``with_part_masks=False``
+    skips the masks (stage 2, or a model without body parts)."""
+
+    def __init__(self, stride: int = 32, rule: str = "touch", with_part_masks: bool = True) -> None:
+        self.stride, self.rule, self.with_part_masks = stride, rule, with_part_masks
+
+    def __call__(self, samples: list[tuple[Tensor, dict]]) -> Batch:
+        images, targets = zip(*samples)
+        x, mask = pad_images(list(images))
+        grid = (math.ceil(x.shape[2] / self.stride), math.ceil(x.shape[3] / self.stride))
+        masks = part_masks(list(targets), grid, self.stride, self.rule) if self.with_part_masks else None
+        return Batch(x, mask, masks, list(targets))

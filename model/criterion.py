@@ -1,0 +1,186 @@
+"""The set criterion of both training stages (paper Sec. 3.5, QPIC's losses).
+
+Stage 1:  L1 = L_det + L_int        Stage 2:  L2 = L_det + L_verb
+L_det = object-class CE (weight 1, no-object class weighted ``eos_coef`` = 0.1)
+      + box L1 (2.5) + GIoU loss (1), on the subject box and on the object box
+        (ARCHITECTURE decision 3: QPIC's weights; the paper's text swaps the two box weights).
+L_int  = BCE (the released code's 2-way CE) or focal loss over every query: matched queries
+         take their pair's interactiveness flag, the others 0.
+L_verb = QPIC's focal loss over every query's verb vector (unmatched queries: all zeros).
+
+Auxiliary losses: L_det again for every earlier box-decoder layer in ``aux_outputs``, each
+with its own Hungarian matching (DETR/QPIC; the released BPM code reuses the final layer's).
+V-COCO pairs without an object are left out of the object box losses.
+
+Every sum is divided by a count taken over the whole global batch (all-reduced under DDP and
+divided by the world size, as DETR does), so that DDP's gradient averaging reproduces the
+gradient of a single process that sees the same global batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+
+from model.box_geometry import cxcywh_to_xyxy, elementwise_giou
+from model.losses import bce_terms, focal_terms, weighted_ce_sum
+from model.matcher import HungarianMatcher, Indices, MatcherWeights
+
+DET_KEYS = ("loss_obj_ce", "loss_sub_bbox", "loss_obj_bbox", "loss_sub_giou", "loss_obj_giou")
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """Loss coefficients (released config / QPIC) and loss choices."""
+
+    obj_ce: float = 1.0
+    bbox: float = 2.5
+    giou: float = 1.0
+    int: float = 1.0
+    verb: float = 1.0
+    consistency: float = 0.0  # released code's undisclosed MSE(p_int, max_k p_part^k); paper: 0
+    eos_coef: float = 0.1
+    int_loss: str = "bce"  # bce (released code) | focal
+    focal_gamma: float = 2.0
+    aux: bool = True
+
+
+def _global_counts(values: list[float], device: torch.device) -> Tensor:
+    """``values`` summed over DDP ranks and divided by the world size (plain values otherwise)."""
+    t = torch.tensor(values, dtype=torch.float32, device=device)
+    if dist.is_available() and dist.is_initialized():
+        dist.all_reduce(t)
+        t = t / dist.get_world_size()
+    return t
+
+
+def _matched(indices: Indices) -> tuple[Tensor, Tensor]:
+    """(batch index, query index) of every matched query, Long[K] each."""
+    b = torch.cat([torch.full_like(q, i) for i, (q, _) in enumerate(indices)])
+    q = torch.cat([q for q, _ in indices])
+    return b, q
+
+
+def _gather(targets: list[dict[str, Tensor]], key: str, indices: Indices) -> Tensor:
+    """Target ``key`` of every matched ground-truth pair, in matching order."""
+    return torch.cat([t[key][j] for t, (_, j) in zip(targets, indices)])
+
+
+class SetCriterion(nn.Module):
+    """Hungarian matching + the stage's losses; ``forward`` returns unweighted losses and
+    :meth:`total` their weighted sum."""
+
+    def __init__(self, stage: int, num_obj_classes: int, num_verbs: int,
+                 matcher: HungarianMatcher | None = None, weights: LossWeights = LossWeights()) -> None:
+        super().__init__()
+        if stage not in (1, 2):
+            raise ValueError(f"stage must be 1 or 2, got {stage}")
+        self.stage, self.num_verbs, self.w = stage, num_verbs, weights
+        self.matcher = matcher or HungarianMatcher()
+        class_weight = torch.ones(num_obj_classes + 1)
+        class_weight[-1] = weights.eos_coef  # the no-object class
+        self.register_buffer("class_weight", class_weight, persistent=False)
+
+    # ------------------------------------------------------------------ public
+    def forward(self, outputs: dict, targets: list[dict[str, Tensor]]) -> dict[str, Tensor]:
+        indices = self.matcher(outputs, targets)
+        norm = self._normalisers(outputs, targets, indices)
+        losses = self._detection(outputs, targets, indices, norm)
+        if self.stage == 1:
+            losses.update(self._interactiveness(outputs, targets, indices, norm))
+        else:
+            losses.update(self._verbs(outputs, targets, indices, norm))
+        for i, aux in enumerate(outputs.get("aux_outputs", []) if self.w.aux else []):
+            aux_indices = self.matcher(aux, targets)
+            det = self._detection(aux, targets, aux_indices, norm)
+            losses.update({f"{k}_{i}": v for k, v in det.items()})
+        return losses
+
+    def weight(self, key: str) -> float:
+        """Coefficient of loss ``key`` (aux suffixes ``_0``, ``_1``, ... share their base's)."""
+        base = key.rsplit("_", 1)[0] if key[-1].isdigit() else key
+        return {
+            "loss_obj_ce": self.w.obj_ce, "loss_sub_bbox": self.w.bbox, "loss_obj_bbox": self.w.bbox,
+            "loss_sub_giou": self.w.giou, "loss_obj_giou": self.w.giou, "loss_int": self.w.int,
+            "loss_consistency": self.w.consistency, "loss_verb": self.w.verb,
+        }[base]
+
+    def total(self, losses: dict[str, Tensor]) -> Tensor:
+        """The training objective: weighted sum of ``losses``."""
+        return sum(self.weight(k) * v for k, v in losses.items())
+
+    # ------------------------------------------------------------------ parts
+    def _normalisers(self, outputs: dict, targets: list[dict[str, Tensor]], indices: Indices) -> dict[str, Tensor]:
+        """Batch-wide counts the loss sums are divided by (the same for every decoder layer)."""
+        B, Q = outputs["pred_obj_logits"].shape[:2]
+        matched = sum(len(q) for q, _ in indices)
+        n_pairs = sum(len(t["obj_labels"]) for t in targets)
+        n_obj = sum(float(t["has_obj"].sum()) for t in targets)
+        pos_key = "interactive" if self.stage == 1 else "verbs"
+        n_pos = float(_gather(targets, pos_key, indices).sum()) if matched else 0.0
+        ce = self.w.eos_coef * (B * Q - matched) + matched  # sum of the CE class weights
+        dev = outputs["pred_obj_logits"].device
+        c = _global_counts([n_pairs, n_obj, ce, B * Q, n_pos], dev)
+        return {"pairs": c[0].clamp(min=1), "obj_pairs": c[1].clamp(min=1), "ce": c[2].clamp(min=1e-6),
+                "queries": c[3].clamp(min=1), "pos": c[4].clamp(min=1)}
+
+    def _detection(self, out: dict, targets: list[dict[str, Tensor]], indices: Indices,
+                   norm: dict[str, Tensor]) -> dict[str, Tensor]:
+        logits = out["pred_obj_logits"]  # [B, Q, C+1]
+        b, q = _matched(indices)
+        labels = torch.full(logits.shape[:2], logits.shape[-1] - 1, dtype=torch.long, device=logits.device)
+        labels[b, q] = _gather(targets, "obj_labels", indices)
+        ce = weighted_ce_sum(logits.flatten(0, 1).float(), labels.flatten(), self.class_weight)
+        losses = {"loss_obj_ce": ce / norm["ce"]}
+        has_obj = _gather(targets, "has_obj", indices).to(logits.dtype)  # [K]
+        for role, mask, n in (("sub", None, norm["pairs"]), ("obj", has_obj, norm["obj_pairs"])):
+            pred = out[f"pred_{role}_boxes"][b, q].float()  # [K, 4]
+            gt = _gather(targets, f"{role}_boxes", indices)  # [K, 4]
+            l1 = (pred - gt).abs().sum(-1)  # [K]
+            giou = 1 - elementwise_giou(cxcywh_to_xyxy(pred), cxcywh_to_xyxy(gt))  # [K]
+            if mask is not None:  # pairs without an object take no part in the object box losses
+                l1, giou = l1 * mask, giou * mask
+            losses[f"loss_{role}_bbox"] = l1.sum() / n
+            losses[f"loss_{role}_giou"] = giou.sum() / n
+        return losses
+
+    def _query_targets(self, shape: torch.Size, targets: list[dict[str, Tensor]], key: str,
+                       indices: Indices, device: torch.device) -> Tensor:
+        """Per-query targets: the matched pair's ``key`` value, zeros for unmatched queries."""
+        y = torch.zeros(shape, device=device)
+        b, q = _matched(indices)
+        y[b, q] = _gather(targets, key, indices).to(y.dtype)
+        return y
+
+    def _interactiveness(self, out: dict, targets: list[dict[str, Tensor]], indices: Indices,
+                         norm: dict[str, Tensor]) -> dict[str, Tensor]:
+        logits = out["pred_int_logits"].float()  # [B, Q]
+        y = self._query_targets(logits.shape, targets, "interactive", indices, logits.device)
+        if self.w.int_loss == "focal":
+            loss = focal_terms(logits, y, self.w.focal_gamma).sum() / norm["pos"]
+        else:
+            loss = bce_terms(logits, y).sum() / norm["queries"]
+        losses = {"loss_int": loss}
+        if self.w.consistency and "pred_part_scores" in out:
+            part_max = out["pred_part_scores"].float().amax(-1)  # [B, Q]
+            mse = (logits.sigmoid() - part_max).pow(2).sum() / norm["queries"]
+            losses["loss_consistency"] = mse
+        return losses
+
+    def _verbs(self, out: dict, targets: list[dict[str, Tensor]], indices: Indices,
+               norm: dict[str, Tensor]) -> dict[str, Tensor]:
+        logits = out["pred_verb_logits"].float()  # [B, Q, V]
+        y = self._query_targets(logits.shape, targets, "verbs", indices, logits.device)
+        return {"loss_verb": focal_terms(logits, y, self.w.focal_gamma).sum() / norm["pos"]}
+
+
+def build_criterion(cfg: object | None = None, stage: int = 1, num_obj_classes: int = 80,
+                    num_verbs: int = 117, weights: LossWeights | None = None,
+                    matcher_weights: MatcherWeights | None = None) -> SetCriterion:
+    """The criterion of ``stage`` (``cfg``, the model config, is accepted for symmetry with
+    ``model.build.build`` and not read: loss weights are training params)."""
+    matcher = HungarianMatcher(matcher_weights or MatcherWeights())
+    return SetCriterion(stage, num_obj_classes, num_verbs, matcher, weights or LossWeights())

@@ -1,0 +1,307 @@
+"""The training loop of both stages: AdamW with a backbone learning-rate group, linear warm-up,
+one step drop, gradient clipping, AMP on CUDA only, torchrun DDP, validation on a split carved
+from the training set with model selection, dvclive logging, exact resume.
+
+The schedule is counted in iterations (optimizer steps of one global batch); an "epoch" is one
+draw of the weighted sampler (``epoch_size`` samples). A run interrupted after a checkpoint and
+resumed with ``resume=True`` ends with the same weights as an uninterrupted one: the data of a
+step is a function of (seed, iteration) only (see model/sampler.py), and the checkpoint holds
+optimiser, scheduler, scaler and every RNG state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+
+from model import checkpoint as ckpt_io
+from model.collate import Batch
+from model.criterion import SetCriterion
+from model.distributed import DistContext, all_mean, barrier, gather_objects
+from model.sampler import WeightedEpochSampler
+from model.train_log import TrainLog
+from pipeline.errors import UserError
+
+Validate = Callable[[nn.Module, DataLoader, torch.device], dict[str, float]]
+# settings that may change between an interrupted run and its resumption
+RESUME_FREE = frozenset({"num_workers", "log_every", "threads", "progress", "device"})
+
+
+class NonFiniteLoss(UserError):
+    """The loss became NaN/inf: training stops, the last good checkpoint is kept."""
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    """Everything the loop needs, resolved from the ``train`` params for one stage."""
+
+    iterations: int
+    lr_drop: int  # iteration at which every learning rate is multiplied by 0.1
+    epoch_size: int  # samples per sampler epoch (a multiple of batch_size)
+    batch_size: int = 16  # global batch (per rank: batch_size / world size)
+    warmup: int = 50
+    lr: float = 1e-4
+    lr_backbone: float = 1e-5
+    weight_decay: float = 1e-4
+    clip_max_norm: float = 0.1
+    amp: bool = True
+    seed: int = 0
+    num_workers: int = 0
+    val_every: int = 250
+    checkpoint_every: int = 250
+    log_every: int = 10
+    metric: str = "int_ap"  # the validation metric that selects the model (higher is better)
+    find_unused_parameters: bool = False
+    progress: bool = True
+
+
+@dataclass
+class Run:
+    """The objects one training run works on (built by pipeline/train.py or a test)."""
+
+    net: nn.Module
+    criterion: SetCriterion
+    train_set: torch.utils.data.Dataset
+    weights: np.ndarray  # sampling weight of each training image
+    collate: Callable[[list], Batch]
+    best_path: Path  # the selected model (no resume state)
+    last_path: Path  # the latest state, for --resume
+    meta: dict  # stage, configs, labels, dataset: copied into every checkpoint
+    val_set: torch.utils.data.Dataset | None = None
+    validate: Validate | None = None
+    live_dir: Path | None = None
+
+
+@dataclass
+class State:
+    iteration: int = 0
+    best: dict = field(default_factory=lambda: {"metric": None, "value": None, "iteration": None})
+
+
+def lr_factor(it: int, warmup: int, drop: int) -> float:
+    """Multiplier of the base learning rates at iteration ``it`` (0-based)."""
+    return min(1.0, (it + 1) / max(warmup, 1)) * (0.1 if it >= drop else 1.0)
+
+
+def make_optimizer(net: nn.Module, cfg: LoopConfig) -> torch.optim.AdamW:
+    """AdamW with two groups: parameters whose name contains ``backbone`` at ``lr_backbone``
+    (as DETR), all other trainable ones at ``lr``."""
+    named = [(n, p) for n, p in net.named_parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for n, p in named if "backbone" not in n], "lr": cfg.lr, "name": "main"},
+        {"params": [p for n, p in named if "backbone" in n], "lr": cfg.lr_backbone, "name": "backbone"},
+    ]
+    return torch.optim.AdamW([g for g in groups if g["params"]], weight_decay=cfg.weight_decay)
+
+
+def amp_settings(cfg: LoopConfig, device: torch.device) -> tuple[torch.dtype | None, torch.amp.GradScaler | None]:
+    """(autocast dtype or None, grad scaler or None): bf16 where the GPU has it, else fp16 with
+    loss scaling; full precision on CPU."""
+    if not (cfg.amp and device.type == "cuda"):
+        return None, None
+    if torch.cuda.is_bf16_supported():
+        return torch.bfloat16, None
+    return torch.float16, torch.amp.GradScaler("cuda")
+
+
+class Trainer:
+    """One training run. ``fit()`` runs it to the end of the schedule and returns a summary."""
+
+    def __init__(self, run: Run, cfg: LoopConfig, ctx: DistContext) -> None:
+        self.run, self.cfg, self.ctx = run, cfg, ctx
+        self.net = run.net.to(ctx.device)
+        self.criterion = run.criterion.to(ctx.device)
+        self.opt = make_optimizer(self.net, cfg)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, partial(lr_factor, warmup=cfg.warmup, drop=cfg.lr_drop))
+        self.amp_dtype, self.scaler = amp_settings(cfg, ctx.device)
+        if cfg.batch_size % ctx.world_size or cfg.epoch_size % cfg.batch_size:
+            raise UserError(f"train.batch_size {cfg.batch_size} must divide among {ctx.world_size} processes "
+                            f"and the epoch size {cfg.epoch_size}")
+        self.per_rank = cfg.batch_size // ctx.world_size
+        self.sampler = WeightedEpochSampler(run.weights, cfg.epoch_size, cfg.seed, ctx.rank, ctx.world_size)
+        self.state = State()
+
+    # ------------------------------------------------------------------ resume
+    def restore(self) -> None:
+        """Load the last checkpoint; refuse one written with other settings."""
+        ck = ckpt_io.load(self.run.last_path)
+        for key in ("stage", "model_config", "labels"):
+            if ck.get(key) != self.run.meta.get(key):
+                raise ckpt_io.CheckpointError(f"{self.run.last_path}: {key} differs from the current run's; "
+                                              f"delete it or run without --resume")
+        old, new = ck["train_config"], self.run.meta["train_config"]
+        changed = sorted(k for k in set(old) | set(new) if k not in RESUME_FREE and old.get(k) != new.get(k))
+        if changed:
+            raise ckpt_io.CheckpointError(f"{self.run.last_path}: train params changed since it was written "
+                                          f"({', '.join(changed)}); restore them or run without --resume")
+        self.net.load_state_dict(ck["model"])
+        self.opt.load_state_dict(ck["optimizer"])
+        self.sched.load_state_dict(ck["scheduler"])
+        if self.scaler is not None and ck.get("scaler"):
+            self.scaler.load_state_dict(ck["scaler"])
+        rngs = ck["rng"]
+        ckpt_io.set_rng_state(rngs[self.ctx.rank] if len(rngs) == self.ctx.world_size else rngs[0])
+        self.state = State(int(ck["iteration"]), dict(ck["best"]))
+
+    # ------------------------------------------------------------------ checkpoints
+    def _payload(self, resume_state: bool) -> dict:
+        body = self.net.state_dict()
+        out = {"format": ckpt_io.FORMAT, **self.run.meta, "code_version": ckpt_io.code_version(),
+               "iteration": self.state.iteration, "best": dict(self.state.best), "model": body}
+        if resume_state:
+            epoch, b = divmod(self.state.iteration, self.cfg.epoch_size // self.cfg.batch_size)
+            out.update(optimizer=self.opt.state_dict(), scheduler=self.sched.state_dict(),
+                       scaler=self.scaler.state_dict() if self.scaler else {},
+                       sampler={"epoch": epoch, "start": b * self.per_rank}, rng=None)
+        return out
+
+    def save_last(self) -> None:
+        """Collective (every rank gives its RNG state); rank 0 writes."""
+        rngs = gather_objects(ckpt_io.rng_state())
+        if self.ctx.is_main:
+            payload = self._payload(True)
+            payload["rng"] = rngs
+            ckpt_io.save(self.run.last_path, payload)
+        barrier()
+
+    def save_best(self) -> None:
+        if self.ctx.is_main:
+            ckpt_io.save(self.run.best_path, self._payload(False))
+
+    # ------------------------------------------------------------------ steps
+    def _autocast(self):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type="cuda", dtype=self.amp_dtype)
+
+    def step(self, model: nn.Module, batch: Batch) -> dict[str, float]:
+        """One optimiser step on one (per-rank) batch; returns the rank-averaged losses."""
+        batch = batch.to(self.ctx.device)
+        with self._autocast():
+            outputs = model(batch.images, batch.pixel_mask, batch.part_masks)
+        losses = self.criterion(outputs, batch.targets)
+        total = self.criterion.total(losses)
+        names = ["loss", *losses]
+        values = all_mean(torch.stack([total.detach(), *[v.detach() for v in losses.values()]]).float())
+        if not torch.isfinite(values).all():
+            self._non_finite(dict(zip(names, values.tolist())))
+        self.opt.zero_grad(set_to_none=True)
+        if self.scaler is not None:
+            self.scaler.scale(total).backward()
+            self.scaler.unscale_(self.opt)
+        else:
+            total.backward()
+        if self.cfg.clip_max_norm > 0:
+            nn.utils.clip_grad_norm_(self.net.parameters(), self.cfg.clip_max_norm)
+        if self.scaler is not None:
+            self.scaler.step(self.opt)
+            self.scaler.update()
+        else:
+            self.opt.step()
+        self.sched.step()
+        return dict(zip(names, values.tolist()))
+
+    def _non_finite(self, values: dict[str, float]) -> None:
+        bad = [k for k, v in values.items() if not np.isfinite(v) and k != "loss"]
+        last = f"{self.run.last_path} (iteration {self._saved_iteration()})" if self.run.last_path.exists() else "none yet"
+        raise NonFiniteLoss(f"stage {self.run.meta.get('stage')}: loss became non-finite at iteration "
+                            f"{self.state.iteration + 1} ({', '.join(bad) or 'total'}); training stopped. "
+                            f"Last good checkpoint: {last}. Lower train.lr or check the data, then --resume.")
+
+    def _saved_iteration(self) -> int | str:
+        try:
+            return int(ckpt_io.load(self.run.last_path)["iteration"])
+        except UserError:
+            return "?"
+
+    # ------------------------------------------------------------------ validation
+    def validate(self) -> dict[str, float]:
+        """Run the validation metric on rank 0 (with the bare module: no DDP collectives)."""
+        if self.run.val_set is None or self.run.validate is None or not self.ctx.is_main:
+            return {}
+        loader = DataLoader(self.run.val_set, batch_size=self.per_rank, shuffle=False, generator=self._generator(),
+                            collate_fn=self.run.collate, num_workers=self.cfg.num_workers)
+        self.net.eval()
+        try:
+            with torch.no_grad(), self._autocast():
+                return self.run.validate(self.net, loader, self.ctx.device)
+        finally:
+            self.net.train()
+
+    def _select(self, metrics: dict[str, float]) -> bool:
+        """Record ``metrics``; True when the selection metric improved."""
+        value = metrics.get(self.cfg.metric)
+        if value is None or not np.isfinite(value):
+            return False
+        best = self.state.best["value"]
+        if best is not None and value <= best:
+            return False
+        self.state.best = {"metric": self.cfg.metric, "value": float(value), "iteration": self.state.iteration}
+        return True
+
+    # ------------------------------------------------------------------ loop
+    def _generator(self) -> torch.Generator:
+        """A private generator for a DataLoader: creating an iterator draws a worker seed from
+        it, and drawing from the global RNG instead would shift dropout after a resume."""
+        return torch.Generator().manual_seed(self.cfg.seed)
+
+    def _loader(self) -> DataLoader:
+        return DataLoader(self.run.train_set, batch_size=self.per_rank, sampler=self.sampler,
+                          collate_fn=self.run.collate, num_workers=self.cfg.num_workers, drop_last=True,
+                          generator=self._generator())
+
+    def _wrap(self) -> nn.Module:
+        if not self.ctx.distributed:
+            return self.net
+        ids = [self.ctx.device.index] if self.ctx.device.type == "cuda" else None
+        return DistributedDataParallel(self.net, device_ids=ids,
+                                       find_unused_parameters=self.cfg.find_unused_parameters)
+
+    def _after_step(self, log: TrainLog, losses: dict[str, float]) -> None:
+        it, cfg = self.state.iteration, self.cfg
+        log.step(it, losses, [g["lr"] for g in self.opt.param_groups])
+        done = it >= cfg.iterations
+        if it % cfg.val_every == 0 or done:
+            metrics = self.validate()
+            improved = self._select(metrics)
+            log.validation(it, metrics, self.state.best)
+            if improved or (done and self.state.best["value"] is None):
+                self.save_best()
+        if it % cfg.checkpoint_every == 0 or done:
+            self.save_last()
+
+    def fit(self, resume: bool = False) -> dict:
+        """Train to the end of the schedule; returns a summary (best metric, iterations, time)."""
+        if resume:
+            self.restore()
+        model = self._wrap()
+        self.net.train()
+        loader = self._loader()
+        batches_per_epoch = self.cfg.epoch_size // self.cfg.batch_size
+        log = TrainLog(self.run.live_dir if self.ctx.is_main else None, self.cfg, resume, self.state.iteration)
+        start, first = time.perf_counter(), self.state.iteration
+        while self.state.iteration < self.cfg.iterations:
+            epoch, b = divmod(self.state.iteration, batches_per_epoch)
+            self.sampler.set_epoch(epoch, b * self.per_rank)
+            for batch in loader:
+                losses = self.step(model, batch)
+                self.state.iteration += 1
+                self._after_step(log, losses)
+                if self.state.iteration >= self.cfg.iterations:
+                    break
+        seconds = time.perf_counter() - start
+        log.close()
+        done = self.state.iteration - first
+        return {"iterations": self.state.iteration, "seconds": seconds, "best": dict(self.state.best),
+                "images_per_s": done * self.cfg.batch_size / seconds if seconds > 0 else None,
+                "config": asdict(self.cfg)}

@@ -1,0 +1,31 @@
+"""Elementwise loss functions used by the set criterion (no matching, no normalisation here:
+each returns per-element losses that the criterion sums and divides by a batch-wide count)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def focal_terms(logits: Tensor, targets: Tensor, gamma: float = 2.0) -> Tensor:
+    """CornerNet-style focal loss of independent sigmoids (QPIC's verb loss), per element:
+    ``-(y (1-p)^g log p + (1-y) p^g log(1-p))``. Written with logsigmoid so that saturated
+    logits stay finite."""
+    p = logits.sigmoid()
+    log_p = F.logsigmoid(logits)
+    log_not_p = F.logsigmoid(-logits)
+    pos = targets * (1 - p).pow(gamma) * log_p
+    neg = (1 - targets) * p.pow(gamma) * log_not_p
+    return -(pos + neg)
+
+
+def bce_terms(logits: Tensor, targets: Tensor) -> Tensor:
+    """Binary cross-entropy on logits, per element."""
+    return F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
+
+
+def weighted_ce_sum(logits: Tensor, labels: Tensor, class_weight: Tensor) -> Tensor:
+    """Sum over rows of ``class_weight[label] * CE(logits, label)`` (the caller divides by the
+    batch-wide sum of the weights, which is what a weighted mean-reduced CE computes)."""
+    return F.cross_entropy(logits, labels, weight=class_weight, reduction="sum")

@@ -1,0 +1,157 @@
+"""Predictions ⇄ the official HICO-DET MATLAB evaluation input (ho-rcnn ``eval_one.m``, object
+mode): one ``detections_XX.mat`` per object category, XX = 01..80 in COCO-id order (01 =
+person), holding ``all_boxes``: a cell array (HOIs of that object, in HOI-id order) x (test
+images, in ``list_test`` order), each cell an N x 9 double matrix [human x1 y1 x2 y2, object x1
+y1 x2 y2, score].
+
+What the usual conversion route (iCAN ``Generate_HICO_detection.py`` + ``Generate_detection.m``,
+copied by TIN, PPDM, GEN-VLKT) does, and our defaults:
+* keeps the top 19,999 detections per HOI class (``cap``; 0 = no cap);
+* rounds both boxes to integers with MATLAB's ``round`` (half away from zero) (``round_boxes``);
+* ``eval_one.m`` then adds 1 to every detection coordinate ("zero-based to one-based"). Our
+  boxes are already in the dataset's 1-based frame, so the conventional route shifts them one
+  pixel right/down (``shift='none'``, the default, for comparability with numbers obtained that
+  way); ``shift='minus-one'`` writes x - 1 so that the evaluator sees our exact boxes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline import labels, tables
+from pipeline.errors import UserError
+from pipeline.interop import predictions as preds
+from pipeline.interop.image_keys import codes
+
+DEFAULT_CAP = 19_999
+SHIFTS = {"none": 0.0, "minus-one": -1.0}
+EMPTY = np.zeros((0, 0))
+
+
+def object_blocks() -> list[tuple[int, list[int]]]:
+    """(COCO id, HOI ids ascending) per object, in COCO-id order (file 01 .. 80)."""
+    lab = labels.hico()
+    blocks = []
+    for coco_id in lab.object_coco_ids:
+        hois = sorted(h for h, o in lab.hoi_object.items() if o == coco_id)
+        if hois != list(range(hois[0], hois[-1] + 1)):
+            raise AssertionError(f"HOI ids of object {coco_id} are not contiguous")
+        blocks.append((coco_id, hois))
+    return blocks
+
+
+def matlab_round(x: np.ndarray) -> np.ndarray:
+    """MATLAB ``round``: halves go away from zero (numpy rounds them to even)."""
+    return np.sign(x) * np.floor(np.abs(x) + 0.5)
+
+
+def detection_rows(frame: pd.DataFrame, image_ids: list[str], cap: int = DEFAULT_CAP, round_boxes: bool = True,
+                   shift: str = "none") -> tuple[pd.DataFrame, dict[str, int]]:
+    """The rows that go into the files: hoi, col (image position), 8 box values, score; sorted by
+    HOI, then score descending (stable), capped per HOI. Plus counts of what was left out."""
+    col = codes(frame["image_id"], image_ids)
+    hoi = preds.int_column(frame, "hoi_id")
+    keep = (col >= 0) & (hoi > 0)
+    box = np.concatenate([preds.boxes(frame, preds.HUMAN), preds.boxes(frame, preds.OBJECT)], axis=1)[keep]
+    box = box + SHIFTS[shift]
+    box = matlab_round(box) if round_boxes else box
+    rows = pd.DataFrame(box, columns=[*preds.HUMAN, *preds.OBJECT])
+    rows.insert(0, "col", col[keep])
+    rows.insert(0, "hoi", hoi[keep])
+    rows["score"] = frame["score"].to_numpy(np.float64)[keep]
+    rows = rows.sort_values(["hoi", "score"], ascending=[True, False], kind="stable", ignore_index=True)
+    rank = rows.groupby("hoi").cumcount().to_numpy()
+    capped = rank >= cap if cap > 0 else np.zeros(len(rows), dtype=bool)
+    counts = {"rows_in": len(frame), "rows_without_hoi": int((hoi <= 0).sum()),
+              "rows_outside_image_list": int(((col < 0) & (hoi > 0)).sum()), "rows_capped": int(capped.sum())}
+    rows = rows[~capped].reset_index(drop=True)
+    counts["rows_written"] = len(rows)
+    return rows, counts
+
+
+def cells(rows: pd.DataFrame, hois: list[int], n_images: int) -> np.ndarray:
+    """The ``all_boxes`` cell array of one object: [len(hois), n_images] of N x 9 float64."""
+    out = np.empty((len(hois), n_images), dtype=object)
+    out.fill(EMPTY)  # one shared 0 x 0 matrix: MATLAB's empty cell, isempty() is true
+    mine = rows[rows["hoi"].between(hois[0], hois[-1])]
+    if mine.empty:
+        return out
+    values = mine[[*preds.HUMAN, *preds.OBJECT, "score"]].to_numpy(np.float64)
+    keys = (mine["hoi"].to_numpy() - hois[0]) * n_images + mine["col"].to_numpy()
+    order = np.argsort(keys, kind="stable")  # keeps the score order inside a cell
+    keys, values = keys[order], values[order]
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    for s, e in zip(starts, np.r_[starts[1:], len(keys)], strict=True):
+        out[keys[s] // n_images, keys[s] % n_images] = values[s:e]
+    return out
+
+
+def write_mat(path: Path, all_boxes: np.ndarray) -> Path:
+    from scipy.io import savemat
+
+    def save(tmp: Path) -> None:
+        with open(tmp, "wb") as f:  # a file object: savemat adds no '.mat' to the temp name
+            # compressed (MATLAB's own default): ~9,658 mostly empty cells per HOI otherwise
+            # cost about 0.5 MB each
+            savemat(f, {"all_boxes": all_boxes}, do_compression=True)
+    return tables.atomic_write(path, save)
+
+
+def export(frame: pd.DataFrame, image_ids: list[str], out_dir: Path, cap: int = DEFAULT_CAP,
+           round_boxes: bool = True, shift: str = "none") -> dict[str, int]:
+    """Write the 80 ``detections_XX.mat`` files; return the counts."""
+    if shift not in SHIFTS:
+        raise UserError(f"shift must be one of {sorted(SHIFTS)}, not '{shift}'")
+    rows, counts = detection_rows(frame, image_ids, cap, round_boxes, shift)
+    for k, (_, hois) in enumerate(object_blocks(), start=1):
+        write_mat(out_dir / f"detections_{k:02d}.mat", cells(rows, hois, len(image_ids)))
+    counts["images"] = len(image_ids)
+    return counts
+
+
+def read_mats(mat_dir: Path, image_ids: list[str], shift: str = "none") -> pd.DataFrame:
+    """The inverse: every detection of the 80 files as ``predictions`` rows (``shift`` undone;
+    rounding cannot be)."""
+    from scipy.io import loadmat
+
+    lab = labels.hico()
+    parts = []
+    for k, (coco_id, hois) in enumerate(object_blocks(), start=1):
+        path = mat_dir / f"detections_{k:02d}.mat"
+        if not path.exists():
+            raise UserError(f"{path}: file not found (expected detections_01.mat .. detections_80.mat)")
+        all_boxes = loadmat(str(path))["all_boxes"]
+        if all_boxes.shape != (len(hois), len(image_ids)):
+            raise UserError(f"{path}: all_boxes is {all_boxes.shape}, expected ({len(hois)}, {len(image_ids)})")
+        for (i, j), cell in np.ndenumerate(all_boxes):
+            if cell.size:
+                m = np.asarray(cell, dtype=np.float64).reshape(-1, 9)
+                parts.append(pd.DataFrame({"hoi_id": hois[i], "image_id": image_ids[j], "v": list(m)}))
+    if not parts:
+        return preds.conform({"image_id": np.array([], dtype=object)})
+    got = pd.concat(parts, ignore_index=True)
+    m = np.stack(got["v"].to_numpy())
+    m[:, :8] -= SHIFTS[shift]  # the boxes only; column 8 is the score
+    hoi = got["hoi_id"].to_numpy(np.int64)
+    columns = {"image_id": got["image_id"].to_numpy(object), "query": pd.array([None] * len(got), dtype="Int32"),
+               **{c: m[:, i].astype(np.float32) for i, c in enumerate((*preds.HUMAN, *preds.OBJECT))},
+               "category_id": np.array([lab.hoi_object[h] for h in hoi], dtype=np.int32),
+               "verb_id": np.array([lab.hoi_verb[h] for h in hoi], dtype=np.int32),
+               "hoi_id": hoi.astype(np.int32), "score": m[:, 8].astype(np.float32)}
+    return preds.conform(columns)
+
+
+def run(predictions_path: Path, image_ids: list[str], out_dir: Path, cap: int = DEFAULT_CAP,
+        round_boxes: bool = True, shift: str = "none") -> dict[str, int]:
+    """Command entry point: read the predictions table, write the files, print the counts."""
+    counts = export(preds.read(predictions_path), image_ids, out_dir, cap, round_boxes, shift)
+    print(f"export-hico-mat: {predictions_path} -> {out_dir}/detections_01..80.mat "
+          f"(cap {cap or 'none'}, {'rounded' if round_boxes else 'unrounded'}, shift {shift})")
+    for key, value in counts.items():
+        print(f"  {key:<28}{value:>10}")
+    if counts["images"] != 9658:
+        print(f"  note: {counts['images']} images; the official test list (anno.mat list_test) has 9,658")
+    return counts

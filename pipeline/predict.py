@@ -1,0 +1,701 @@
+"""``predict``: any image(s) -> pose -> HAKE part boxes -> both networks of the bundle -> NIS and
+pair NMS -> HOI triplets, drawn (ARCHITECTURE "Flow", decisions 1 and 2).
+
+Writes under OUT: ``predictions.parquet`` (the ``predictions`` schema), ``predictions.json``
+(one entry per input file: status, message, conversions applied, persons found, detections
+with names), ``images/<image_id>.png`` (the top triplets) and, with ``attention``,
+``attention/<image_id>.png`` (Fig. 4: the six body-part saliency maps and the attention of
+the three masked decoder layers for the top pairs).
+
+Frames: every image is opened, EXIF-transposed (the displayed frame, before anything else)
+and converted to 8-bit RGB. An image whose longer side exceeds ``max_side`` is reduced to a
+working copy for pose and model; every box written is in pixels of the displayed original.
+Pose result files must hold boxes and keypoints in that displayed original frame, as AlphaPose
+and most tools that read images with OpenCV write them.
+
+Bad input never stops a folder: unreadable files are listed with the reason and counted; an
+image without a person gets no detections, a PNG saying so and an entry with that status.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image, ImageOps
+from tqdm import tqdm
+
+from pipeline import tables
+from pipeline import visualize as vis
+from pipeline.errors import UserError
+from pipeline.pose_backends.records import PersonArrays, to_persons
+
+PoseBackend = Literal["ultralytics", "alphapose-file", "coco-file", "persons-table"]
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
+EXIF_ORIENTATION = 0x0112
+SWAPS_AXES = (5, 6, 7, 8)  # EXIF orientations that transpose width and height
+
+
+@dataclass(frozen=True)
+class PredictOptions:
+    """What ``predict`` runs. ``pose_file``: result file of the file backends; ``pose_weights``:
+    ultralytics weights (default params pose.ultralytics.weights); ``device``: auto | cpu |
+    cuda | cuda:N (pose and model); ``top``: triplets drawn per image (the files keep every
+    post-processed triplet, the bundle's top-K); ``batch``: images per forward pass;
+    ``max_side``: longer side (px) of the working copy given to pose and model."""
+
+    pose_backend: PoseBackend = "ultralytics"
+    pose_file: Path | None = None
+    pose_weights: str | None = None
+    device: str = "auto"
+    top: int = 10
+    attention: bool = False
+    batch: int = 4
+    max_side: int = 2048
+
+
+# ----------------------------------------------------------------------------- images
+
+
+class ImageError(Exception):
+    """An input file that cannot be used (message: one line naming the file and the reason)."""
+
+
+@dataclass(frozen=True)
+class Source:
+    image_id: str  # file stem, made unique within the run
+    path: Path
+
+
+@dataclass
+class LoadedImage:
+    """An input image ready for pose and model. ``image``: RGB working copy in the displayed
+    orientation; ``orig_hw``: (h, w) px of the displayed original; ``notes``: conversions."""
+
+    source: Source
+    image: Image.Image
+    orig_hw: tuple[int, int]
+    notes: list[str]
+
+    @property
+    def scale(self) -> np.ndarray:
+        """Original px per working px, ``[sx, sy]``."""
+        return np.array([self.orig_hw[1] / self.image.width, self.orig_hw[0] / self.image.height], np.float32)
+
+
+def discover(inputs: Sequence[Path]) -> tuple[list[Source], list[Path]]:
+    """Image files of ``inputs`` (folders searched recursively for image suffixes, sorted;
+    files kept whatever their suffix) with unique ids, and the input paths that do not exist."""
+    files: list[Path] = []
+    missing: list[Path] = []
+    for p in map(Path, inputs):
+        if p.is_dir():
+            files += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+        elif p.is_file():
+            files.append(p)
+        else:
+            missing.append(p)
+    seen: set[Path] = set()
+    used: set[str] = set()
+    sources = []
+    for f in files:
+        if f.resolve() in seen:
+            continue
+        seen.add(f.resolve())
+        image_id, n = f.stem, 1
+        while image_id in used:  # a.jpg in two folders: a, a-2, a-3, ...
+            n += 1
+            image_id = f"{f.stem}-{n}"
+        used.add(image_id)
+        sources.append(Source(image_id, f))
+    return sources, missing
+
+
+def load_image(source: Source, max_side: int) -> LoadedImage:
+    """Open, EXIF-transpose, convert to RGB and cap the longer side at ``max_side``.
+
+    Raises :class:`ImageError` for a file PIL cannot decode (not an image, truncated, larger
+    than PIL's decompression-bomb limit)."""
+    notes: list[str] = []
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # reduced below
+            with Image.open(source.path) as im:
+                w, h = im.size
+                if max(w, h) > max_side:  # JPEG: decode at a reduced scale (fast, low memory)
+                    im.draft(None, (max(1, w * max_side // max(w, h)), max(1, h * max_side // max(w, h))))
+                im.load()
+                orientation = exif_orientation(im)  # after load: a PNG's eXIf chunk may follow its pixels
+                img = ImageOps.exif_transpose(im)
+    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as exc:
+        raise ImageError(f"{source.path}: cannot read image ({type(exc).__name__}: {exc})") from None
+    except ImportError:
+        # importing ultralytics patches Image.open to fetch a HEIF plugin for any file Pillow
+        # cannot identify; without that plugin the patch raises ImportError instead
+        raise ImageError(f"{source.path}: cannot read image (not a format Pillow can identify)") from None
+    if orientation in SWAPS_AXES:
+        w, h = h, w
+    if orientation != 1:
+        notes.append(f"EXIF orientation {orientation} applied")
+    img = to_rgb(img, notes)
+    if max(img.size) > max_side:
+        k = max_side / max(img.size)
+        img = img.resize((max(1, round(img.width * k)), max(1, round(img.height * k))), Image.Resampling.BOX)
+    if (img.width, img.height) != (w, h):
+        notes.append(f"reduced from {w}x{h} to {img.width}x{img.height} for pose and model")
+    return LoadedImage(source, img, (h, w), notes)
+
+
+def exif_orientation(im: Image.Image) -> int:
+    """The EXIF orientation tag (1..8); 1 when absent or malformed (exif_transpose ignores it too)."""
+    try:
+        value = int(im.getexif().get(EXIF_ORIENTATION, 1))
+    except (TypeError, ValueError):
+        return 1
+    return value if 1 <= value <= 8 else 1
+
+
+def to_rgb(img: Image.Image, notes: list[str]) -> Image.Image:
+    """8-bit RGB: alpha composited on white, 16-bit / float greyscale rescaled, any other mode
+    (L, 1, P, CMYK, YCbCr, LAB, ...) converted by PIL; the conversion is added to ``notes``."""
+    mode = img.mode
+    if mode == "RGB":
+        return img
+    if mode.startswith("I") or mode == "F":
+        a = np.asarray(img, np.float64)
+        hi = float(a.max()) if a.size else 0.0
+        a = a / 257.0 if 255 < hi <= 65535 else (a - a.min()) / max(hi - a.min(), 1e-9) * 255 if hi > 65535 else a
+        notes.append(f"{mode} greyscale -> 8-bit RGB")
+        return Image.fromarray(np.clip(a, 0, 255).astype(np.uint8)).convert("RGB")
+    if "A" in mode or "a" in mode or (mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        notes.append(f"{mode} with transparency composited on white")
+        return Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert("RGB")
+    notes.append(f"{mode} -> RGB")
+    return img.convert("RGB")
+
+
+# ----------------------------------------------------------------------------- pose
+
+PoseFn = Callable[[list[LoadedImage], Counter], PersonArrays]  # raw persons, working px
+
+
+def ultralytics_pose(weights: str | None, device: str, params_path: Path | None) -> PoseFn:
+    """YOLO pose on the working copies (settings from params pose.ultralytics)."""
+    from pipeline.pose_backends import yolo
+
+    cfg = _pose_params(params_path).ultralytics
+    cfg = cfg.model_copy(update={"weights": weights or cfg.weights, "device": device})
+    model, dev = yolo.load_model(cfg)
+
+    def detect(images: list[LoadedImage], counts: Counter) -> PersonArrays:
+        # ultralytics takes numpy images as OpenCV gives them: BGR, contiguous
+        bgr = [np.ascontiguousarray(np.asarray(li.image)[..., ::-1]) for li in images]
+        return yolo._predict(model, dev, bgr, [li.source.image_id for li in images], cfg, counts)
+
+    return detect
+
+
+def file_pose(kind: PoseBackend, path: Path | None, sources: list[Source]) -> PoseFn:
+    """Persons from a result file (original px), matched to the inputs by file name (COCO:
+    integer ids by the number ending the file stem), scaled to the working copies."""
+    if path is None:
+        raise UserError(f"--pose-backend {kind} needs --pose-file PATH")
+    raw = _file_arrays(kind, path, sources)
+
+    def detect(images: list[LoadedImage], counts: Counter) -> PersonArrays:
+        wanted = {li.source.image_id: li.scale for li in images}
+        rows = np.flatnonzero(np.isin(raw.image_id.astype(str), list(wanted)))
+        sel = raw.select(rows)
+        scale = np.stack([wanted[i] for i in sel.image_id]) if len(rows) else np.ones((0, 2), np.float32)
+        return _rescaled(sel, 1.0 / scale)
+
+    return detect
+
+
+def _file_arrays(kind: PoseBackend, path: Path, sources: list[Source]) -> PersonArrays:
+    from pipeline.parts import fixed_list
+    from pipeline.pose_backends.alphapose import detector_score
+    from pipeline.pose_backends.jsonfile import entries_to_arrays, read_entries
+    from pipeline.pose_backends.records import ImageIndex
+
+    ids = [s.image_id for s in sources]
+    if kind == "persons-table":
+        t = tables.read_arrow(path, "persons")
+        t = t.filter(pd.Series(t.column("image_id").to_pylist()).isin(ids).to_numpy())
+        raw = PersonArrays.empty(t.num_rows)
+        raw.image_id[:] = t.column("image_id").to_pylist()
+        raw.box[:] = np.stack([t.column(c).to_numpy() for c in ("x1", "y1", "x2", "y2")], 1) if t.num_rows else raw.box
+        raw.score[:] = t.column("score").to_numpy()
+        raw.keypoints[:] = fixed_list(t.column("keypoints")).reshape(-1, 17, 3)
+        raw.part_boxes[:] = fixed_list(t.column("part_boxes")).reshape(-1, 10, 4)
+        return raw
+    index = ImageIndex(pd.DataFrame({"image_id": ids, "file": [s.path.name for s in sources]}))
+    counts: Counter = Counter()
+    if kind == "alphapose-file":
+        return entries_to_arrays(read_entries(path), lambda k: index.lookup(k, "file"), "box", 1, counts,
+                                 detector_score)
+    return entries_to_arrays(read_entries(path), lambda k: index.lookup(k, "int" if isinstance(k, int) else "file"),
+                             "bbox", 1, counts)
+
+
+def _rescaled(raw: PersonArrays, k: np.ndarray) -> PersonArrays:
+    """Coordinates of ``raw`` multiplied by per-row ``k`` [N, 2] = (kx, ky)."""
+    out = PersonArrays(raw.image_id, raw.box.copy(), raw.score, raw.keypoints.copy(), raw.part_boxes.copy())
+    k4 = np.tile(k, 2)  # [N, 4]
+    out.box *= k4
+    out.part_boxes *= k4[:, None, :]
+    out.keypoints[..., :2] *= k[:, None, :]
+    return out
+
+
+def _pose_params(params_path: Path | None):
+    from pipeline.params import section
+    from pipeline.pose import PoseConfig
+
+    return section("pose", PoseConfig, params_path) if params_path and Path(params_path).exists() else PoseConfig()
+
+
+def _parts_params(params_path: Path | None):
+    from pipeline.parts import PartsConfig
+    from pipeline.params import section
+
+    return section("parts", PartsConfig, params_path) if params_path and Path(params_path).exists() else PartsConfig()
+
+
+@dataclass
+class Persons:
+    """Persons of one image in working px: boxes [P, 4], keypoints [P, 17, 3] (NaN: none),
+    HAKE part boxes [P, 10, 4]."""
+
+    boxes: np.ndarray
+    keypoints: np.ndarray
+    part_boxes: np.ndarray
+
+
+def persons_and_parts(raw: PersonArrays, images: list[LoadedImage], parts_cfg, backend: str,
+                      counts: Counter) -> dict[str, Persons]:
+    """Clean raw persons (clip, drop unusable; records.to_persons) and add the ten part boxes
+    (pipeline.parts core), vectorised over every person of the batch."""
+    from pipeline.parts import PersonArrays as PartInput
+    from pipeline.parts import person_parts
+
+    frame = pd.DataFrame({"image_id": [li.source.image_id for li in images],
+                          "width": [li.image.width for li in images], "height": [li.image.height for li in images]})
+    persons = to_persons(raw, frame, backend, counts)
+    p = PartInput.from_frame(persons)
+    ids = np.asarray(p.names.to_pylist(), dtype=object)[p.image] if len(p.image) else np.zeros(0, object)
+    wh = frame.set_index("image_id").reindex(ids)[["width", "height"]].to_numpy(np.float32)
+    boxes, _ = person_parts(p.keypoints, p.given, p.body, wh[:, 0], wh[:, 1], parts_cfg)
+    out = {}
+    for li in images:
+        rows = ids == li.source.image_id
+        out[li.source.image_id] = Persons(p.body[rows], p.keypoints[rows], boxes[rows])
+    return out
+
+
+# ----------------------------------------------------------------------------- model
+
+
+@dataclass
+class Networks:
+    """Both networks of a bundle and what inference needs around them."""
+
+    stage1: torch.nn.Module
+    stage2: torch.nn.Module
+    fmt: str
+    space: object  # model.postprocess.OutputSpace
+    post: object  # model.postprocess.PostprocessConfig (NIS settings from the bundle)
+    augment: object  # model.transforms.AugmentConfig (evaluation sizes)
+    stride: int
+    rule: str
+    device: torch.device
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"--device {device}: CUDA is not available on this machine (use cpu)")
+    try:
+        return torch.device(device)
+    except RuntimeError:
+        raise UserError(f"--device {device!r}: expected auto, cpu, cuda or cuda:N") from None
+
+
+def load_networks(path: Path, device: torch.device) -> Networks:
+    """The bundle's two networks in eval mode on ``device``, its label space, NIS settings
+    (decision 2) and the evaluation transform sizes of training."""
+    from model.bundle import load_bundle, network
+    from model.label_space import LabelSpace
+    from model.postprocess import OutputSpace, PostprocessConfig
+    from model.transforms import AugmentConfig
+
+    b = load_bundle(path)
+    ck1, ck2 = b["stage1"], b["stage2"]
+    post = dict(b.get("postprocess") or {})
+    nis = b.get("nis") or {}
+    post["nis"] = nis.get("mode", post.get("nis", "threshold"))
+    if nis.get("threshold") is not None:
+        post["nis_threshold"] = float(nis["threshold"])
+    labels = LabelSpace.from_dict(ck1["labels"])
+    mcfg = ck1.get("model_config") or ck1["model_spec"]["config"]
+    augment = AugmentConfig.model_validate((ck2.get("train_config") or {}).get("augment", {}))
+    return Networks(network(ck1).to(device), network(ck2).to(device), labels.format, OutputSpace.of(labels),
+                    PostprocessConfig.model_validate(post), augment, int(mcfg.get("stride", 32)),
+                    str(mcfg.get("mask_rule", "touch")), device)
+
+
+def model_sample(image: Image.Image, part_boxes: np.ndarray, transforms, num_verbs: int) -> tuple:
+    """(input tensor, target) of one image through the evaluation transforms: no pairs, the
+    persons' part boxes (working px) moved with the resize."""
+    valid = (part_boxes[..., 2] > part_boxes[..., 0]) & (part_boxes[..., 3] > part_boxes[..., 1])
+    target = {"sub_boxes": np.zeros((0, 4), np.float32), "obj_boxes": np.zeros((0, 4), np.float32),
+              "has_obj": np.zeros(0, bool), "obj_labels": np.zeros(0, np.int64),
+              "verbs": np.zeros((0, num_verbs), np.float32), "interactive": np.zeros(0, np.float32),
+              "part_boxes": part_boxes.astype(np.float32), "part_valid": valid, "size": (image.height, image.width)}
+    return transforms(image, target, np.random.default_rng(0))  # evaluation chain: no randomness
+
+
+@dataclass
+class Attention:
+    """Fig. 4 material of one image (numpy, CPU): ``part_masks`` Bool[6, h, w]; ``weights`` /
+    ``visible`` [L, passes, Q1, h, w] of the masked decoder; ``match`` [Q2] stage-1 query of
+    each stage-2 query; ``part_scores`` [Q1, 6]; ``selected`` Bool[Q1, 6] | None;
+    ``interactiveness`` [Q1]; ``input_hw`` network input (h, w) px."""
+
+    part_masks: np.ndarray
+    weights: np.ndarray
+    visible: np.ndarray
+    match: np.ndarray
+    part_scores: np.ndarray
+    selected: np.ndarray | None
+    interactiveness: np.ndarray
+    input_hw: tuple[int, int]
+
+
+@torch.no_grad()
+def infer(nets: Networks, images: list[LoadedImage], persons: dict[str, Persons],
+          attention: bool) -> tuple[pd.DataFrame, dict[str, Attention]]:
+    """Both networks on a batch, post-processed (NIS, pair NMS, top-K) -> predictions rows
+    with boxes in original px, and (with ``attention``) the Fig. 4 material per image."""
+    from model.collate import Collate
+    from model.postprocess import build_candidates, finalize
+    from model.transforms import make_transforms
+
+    transforms = make_transforms(nets.augment, train=False)
+    samples = [model_sample(li.image, persons[li.source.image_id].part_boxes, transforms, len(nets.space.verb_ids))
+               for li in images]
+    batch = Collate(nets.stride, nets.rule)(samples).to(nets.device)
+    o1 = nets.stage1(batch.images, batch.pixel_mask, batch.part_masks, return_attention=attention)
+    o2 = nets.stage2(batch.images, batch.pixel_mask, None)
+    ids = [li.source.image_id for li in images]
+    sizes = torch.tensor([[li.image.height, li.image.width] for li in images], device=nets.device)
+    frame = finalize(build_candidates(o2, o1, sizes, ids, nets.space), nets.space, nets.post)
+    frame = to_original_pixels(frame, {li.source.image_id: li.scale for li in images})
+    att = attention_material(o1, o2, batch, sizes, ids, [s[1]["size"] for s in samples]) if attention else {}
+    return frame, att
+
+
+def to_original_pixels(frame: pd.DataFrame, scales: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Predictions boxes from working px to the displayed original's px."""
+    if frame.empty:
+        return frame
+    k = np.stack([scales[i] for i in frame["image_id"]])  # [N, 2]
+    for cols in (("hx1", "hy1", "hx2", "hy2"), ("ox1", "oy1", "ox2", "oy2")):
+        frame[list(cols)] = (frame[list(cols)].to_numpy(np.float32) * np.tile(k, 2)).astype(np.float32)
+    return frame
+
+
+def attention_material(o1: dict, o2: dict, batch, sizes: torch.Tensor, ids: list[str],
+                       input_sizes: list) -> dict[str, Attention]:
+    """Split the stage-1 attention outputs per image (see :class:`Attention`)."""
+    from model.postprocess import boxes_to_pixels, match_stage1
+
+    if "attention" not in o1:
+        return {}
+    px = lambda out, key: boxes_to_pixels(out[key].float(), sizes)  # noqa: E731
+    match = match_stage1(px(o2, "pred_sub_boxes"), px(o2, "pred_obj_boxes"), px(o1, "pred_sub_boxes"),
+                         px(o1, "pred_obj_boxes")).cpu().numpy()
+    np_ = lambda t: t.detach().float().cpu().numpy()  # noqa: E731
+    w, v = np_(o1["attention"]["weights"]), o1["attention"]["visible"].cpu().numpy()
+    parts, inter = np_(o1["pred_part_scores"]), np_(o1["pred_int_logits"].sigmoid())
+    sel = o1["part_selected"].cpu().numpy() if "part_selected" in o1 else None
+    masks = batch.part_masks.cpu().numpy()
+    return {i: Attention(masks[b], w[:, b], v[:, b], match[b], parts[b], None if sel is None else sel[b], inter[b],
+                         tuple(int(s) for s in input_sizes[b])) for b, i in enumerate(ids)}
+
+
+# ----------------------------------------------------------------------------- results
+
+
+@dataclass
+class ImageResult:
+    """One input file's outcome: status ok | no_person | error."""
+
+    source: Source
+    status: str
+    message: str = ""
+    orig_hw: tuple[int, int] | None = None
+    notes: list[str] = field(default_factory=list)
+    persons: int = 0
+    detections: pd.DataFrame | None = None
+
+
+def names(frame: pd.DataFrame, fmt: str) -> tuple[list[str], list[str]]:
+    """Verb and object names of predictions rows (V-COCO verbs with their role)."""
+    from pipeline import labels
+
+    cats = frame["category_id"].astype("Int64")
+    objects = ["no object" if pd.isna(c) else labels.coco_category_name(int(c)) for c in cats]
+    if fmt == "hico-det":
+        verbs = [labels.hico().verb_names[int(v)].replace("_", " ") for v in frame["verb_id"]]
+    else:
+        acts = labels.vcoco().actions
+        verbs = [acts[int(v)] + ("" if pd.isna(r) else f" ({r})") for v, r in zip(frame["verb_id"], frame["role"])]
+    return verbs, objects
+
+
+def score_text(x: float) -> str:
+    return f"{x:.3f}" if x >= 0.001 else f"{x:.1e}"
+
+
+def pair_drawings(dets: pd.DataFrame, fmt: str, top: int) -> list[vis.PairDrawing]:
+    """The best ``top`` triplets of one image (sorted by score) grouped by pair (stage-2
+    query), one colour and one legend entry per pair, in order of their best triplet."""
+    best = dets.head(top)
+    if best.empty:
+        return []
+    verbs, objects = names(best, fmt)
+    best = best.assign(_verb=verbs, _obj=objects)
+    out = []
+    for rank, (_, g) in enumerate(best.groupby("query", sort=False), start=1):
+        r = g.iloc[0]
+        obj = None if pd.isna(r["ox1"]) else r[["ox1", "oy1", "ox2", "oy2"]].to_numpy(np.float64)
+        more = f" (+{len(g) - 1} verb{'s' if len(g) > 2 else ''})" if len(g) > 1 else ""
+        tag = f"{rank} {r['_verb']} {r['_obj']} {score_text(r['score'])}{more}"
+        lines = [(f"{rank}. " if i == 0 else "     ") + f"{v} {r['_obj']}  {score_text(s)}"
+                 for i, (v, s) in enumerate(zip(g["_verb"], g["score"]))]
+        lines.append(_interactiveness_line(r))
+        out.append(vis.PairDrawing(r[["hx1", "hy1", "hx2", "hy2"]].to_numpy(np.float64), obj, tag, lines,
+                                   vis.PAIR_COLOURS[(rank - 1) % len(vis.PAIR_COLOURS)]))
+    return out
+
+
+def _interactiveness_line(row: pd.Series) -> str:
+    from pipeline.tables import PART_GROUP_NAMES
+
+    if pd.isna(row["interactiveness"]):
+        return "interactiveness: n/a"
+    parts = np.asarray(row["part_scores"], np.float32) if row["part_scores"] is not None else np.zeros(0)
+    order = np.argsort(-parts, kind="stable")[:2]
+    best = ", ".join(f"{PART_GROUP_NAMES[k]} {parts[k]:.2f}" for k in order)
+    return f"interactiveness {row['interactiveness']:.2f}" + (f"; parts: {best}" if best else "")
+
+
+def detection_png(li: LoadedImage, result: ImageResult, fmt: str, top: int) -> Image.Image:
+    """The per-image PNG: the original-frame image (working copy, boxes scaled to it)."""
+    dets = result.detections if result.detections is not None else tables.empty("predictions")
+    pairs = pair_drawings(dets, fmt, top)
+    k = 1.0 / li.scale  # working px per original px
+    for p in pairs:  # figure draws on the working copy
+        p.human = p.human * np.tile(k, 2)
+        p.obj = None if p.obj is None else p.obj * np.tile(k, 2)
+    h, w = li.orig_hw
+    title = f"{li.source.image_id}  ({w}x{h})  {result.persons} person(s), {len(dets)} triplet(s), top {len(pairs)} pair(s) drawn"
+    note = "the pose backend found no person: no detections" if result.status == "no_person" else None
+    if result.status == "ok" and dets.empty:
+        note = "persons found, but no triplet survived NIS and pair NMS"
+    return vis.detection_figure(li.image, pairs, title, note)
+
+
+def attention_png(li: LoadedImage, att: Attention, dets: pd.DataFrame, fmt: str, top: int,
+                  max_pairs: int = 3, tile_long: int = 300) -> Image.Image:
+    """Fig. 4 grid: row 1 the six body-part saliency maps m_part^k (all persons, on the
+    feature grid); then per top pair its boxes, the attention of each masked decoder layer
+    (grey: tokens its mask hides) and its part scores (filled: parts kept by filtering)."""
+    from pipeline.tables import PART_GROUP_NAMES
+
+    base = vis.scaled(li.image, tile_long / max(li.image.size))
+    grid = lambda g: vis.cell_map(g, att.input_hw, (base.height, base.width))  # noqa: E731
+    rows = [[vis.titled(vis.overlay_cells(base, grid(att.part_masks[k]), vis.GROUP_COLOURS[k]), f"m_part: {name}")
+             for k, name in enumerate(PART_GROUP_NAMES)]]
+    pairs = pair_drawings(dets, fmt, top)[:max_pairs]
+    queries = dets.head(top)["query"].drop_duplicates().to_numpy()[:max_pairs]
+    for pair, q2 in zip(pairs, queries):
+        j = int(att.match[q2])  # the stage-1 query that gave this pair its interactiveness
+        scores = att.part_scores[j]
+        p = 0 if att.weights.shape[1] == 1 else 1 + int(np.argmax(scores))  # six passes: best part's
+        tile = vis.draw_pairs(base.copy(), [pair], base.width / li.orig_hw[1])
+        row = [vis.titled(tile, pair.legend[0][:44])]
+        row += [vis.titled(vis.overlay_heat(base, grid(att.weights[l, p, j]), grid(att.visible[l, p, j])),
+                           f"masked layer {l + 1} attention") for l in range(att.weights.shape[0])]
+        chosen = None if att.selected is None else att.selected[j]
+        bars = vis.bar_tile(scores, vis.GROUP_COLOURS, PART_GROUP_NAMES, chosen, (base.width, base.height))
+        row.append(vis.titled(bars, f"p_int {att.interactiveness[j]:.2f}; p_part"))
+        rows.append(row)
+    title = (f"{li.source.image_id}: body-part saliency maps (row 1); attention of the masked decoder layers "
+             f"for the top {len(pairs)} pair(s), grey = masked tokens")
+    return vis.grid_figure(rows, title)
+
+
+def detection_records(dets: pd.DataFrame, fmt: str) -> list[dict]:
+    """Predictions rows of one image as JSON-ready dicts with names (NaN -> null)."""
+    from pipeline.tables import PART_GROUP_NAMES
+
+    if dets.empty:
+        return []
+    verbs, objects = names(dets, fmt)
+    opt = lambda x, f: None if pd.isna(x) else f(x)  # noqa: E731
+    out = []
+    for r, verb, obj in zip(dets.to_dict("records"), verbs, objects):
+        parts = r["part_scores"]
+        out.append({
+            "query": int(r["query"]), "verb_id": int(r["verb_id"]), "verb": verb,
+            "category_id": opt(r["category_id"], int), "object": obj, "hoi_id": opt(r["hoi_id"], int),
+            "role": opt(r["role"], str), "score": round(float(r["score"]), 6),
+            "interactiveness": opt(r["interactiveness"], lambda x: round(float(x), 6)),
+            "part_scores": None if parts is None else dict(zip(PART_GROUP_NAMES, (round(float(x), 6) for x in parts))),
+            "human_box": [round(float(r[c]), 2) for c in ("hx1", "hy1", "hx2", "hy2")],
+            "object_box": None if pd.isna(r["ox1"]) else [round(float(r[c]), 2) for c in ("ox1", "oy1", "ox2", "oy2")],
+        })
+    return out
+
+
+def result_entry(res: ImageResult, fmt: str) -> dict:
+    h, w = res.orig_hw or (None, None)
+    dets = res.detections if res.detections is not None else tables.empty("predictions")
+    return {"image_id": res.source.image_id, "file": str(res.source.path), "status": res.status,
+            "message": res.message, "width": w, "height": h, "conversions": res.notes, "persons": res.persons,
+            "detections": detection_records(dets, fmt)}
+
+
+# ----------------------------------------------------------------------------- run
+
+
+def save_png(img: Image.Image, path: Path) -> Path:
+    return tables.atomic_write(path, lambda tmp: img.save(tmp, format="PNG"))
+
+
+@dataclass
+class Context:
+    """Everything a batch needs: networks, pose, parts params, options, output folder."""
+
+    nets: Networks
+    pose: PoseFn
+    parts_cfg: object
+    options: PredictOptions
+    out: Path
+    pose_counts: Counter = field(default_factory=Counter)
+
+
+def process(chunk: list[Source], ctx: Context) -> list[ImageResult]:
+    """One batch: load, pose + parts, both networks on the images with persons, PNGs."""
+    loaded: list[LoadedImage] = []
+    results: dict[str, ImageResult] = {}
+    for s in chunk:
+        try:
+            loaded.append(load_image(s, ctx.options.max_side))
+        except ImageError as exc:
+            results[s.image_id] = ImageResult(s, "error", str(exc))
+            tqdm.write(f"predict: skipped {exc}")
+    if loaded:
+        raw = ctx.pose(loaded, ctx.pose_counts)
+        persons = persons_and_parts(raw, loaded, ctx.parts_cfg, ctx.options.pose_backend, ctx.pose_counts)
+        busy = [li for li in loaded if len(persons[li.source.image_id].boxes)]
+        frame, att = infer(ctx.nets, busy, persons, ctx.options.attention) if busy else (tables.empty("predictions"), {})
+        by_image = dict(tuple(frame.groupby("image_id", sort=False))) if len(frame) else {}
+        for li in loaded:
+            results[li.source.image_id] = finish(li, persons[li.source.image_id], by_image, att, ctx)
+    return [results[s.image_id] for s in chunk]
+
+
+def finish(li: LoadedImage, persons: Persons, by_image: dict, att: dict[str, Attention], ctx: Context) -> ImageResult:
+    """The result of one loaded image, and its PNG(s)."""
+    image_id = li.source.image_id
+    n = len(persons.boxes)
+    dets = by_image.get(image_id, tables.empty("predictions")).reset_index(drop=True)
+    status = "ok" if n else "no_person"
+    message = "" if n else "no person found by the pose backend: no detections"
+    res = ImageResult(li.source, status, message, li.orig_hw, li.notes, n, dets)
+    fmt, top = ctx.nets.fmt, ctx.options.top
+    save_png(detection_png(li, res, fmt, top), ctx.out / "images" / f"{image_id}.png")
+    if image_id in att:
+        save_png(attention_png(li, att[image_id], dets, fmt, top), ctx.out / "attention" / f"{image_id}.png")
+    return res
+
+
+def make_pose(options: PredictOptions, sources: list[Source], params_path: Path | None) -> PoseFn:
+    if options.pose_backend == "ultralytics":
+        return ultralytics_pose(options.pose_weights, options.device, params_path)
+    if options.pose_backend not in ("alphapose-file", "coco-file", "persons-table"):
+        raise UserError(f"--pose-backend {options.pose_backend}: expected ultralytics, alphapose-file, "
+                        "coco-file or persons-table")
+    return file_pose(options.pose_backend, options.pose_file, sources)
+
+
+def chunks(items: list, size: int) -> Iterator[list]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+def summarise(results: list[ImageResult], pose_counts: Counter) -> dict:
+    """Counts for the JSON file and the console."""
+    status = Counter(r.status for r in results)
+    notes = [n for r in results for n in r.notes]
+    return {"inputs": len(results), "ok": status["ok"], "no_person": status["no_person"],
+            "unreadable": status["error"],
+            "with_detections": sum(r.detections is not None and len(r.detections) > 0 for r in results),
+            "triplets": sum(0 if r.detections is None else len(r.detections) for r in results),
+            "persons": sum(r.persons for r in results),
+            "exif_rotated": sum("EXIF" in n for n in notes), "reduced": sum(n.startswith("reduced") for n in notes),
+            "converted_to_rgb": sum(("RGB" in n) for n in notes),
+            "pose": {k: int(v) for k, v in sorted(pose_counts.items())}}
+
+
+def write_outputs(out: Path, results: list[ImageResult], nets: Networks, bundle: Path, options: PredictOptions,
+                  pose_counts: Counter) -> dict:
+    """OUT/predictions.parquet and OUT/predictions.json (atomic); returns the summary."""
+    frames = [r.detections for r in results if r.detections is not None and len(r.detections)]
+    preds = pd.concat(frames, ignore_index=True) if frames else tables.empty("predictions")
+    tables.write(preds, "predictions", out / "predictions.parquet")
+    summary = summarise(results, pose_counts)
+    doc = {"bundle": str(bundle), "pose_backend": options.pose_backend, "nis": nets.post.model_dump(mode="json"),
+           "summary": summary, "images": [result_entry(r, nets.fmt) for r in results]}
+    tables.atomic_write(out / "predictions.json", lambda tmp: tmp.write_text(json.dumps(doc, indent=1) + "\n"))
+    return summary
+
+
+def run(inputs: Sequence[Path], bundle: Path, out: Path, options: PredictOptions = PredictOptions(),
+        params_path: Path | None = Path("params.yaml")) -> dict:
+    """Predict on ``inputs`` (files and/or folders); returns the summary counts."""
+    sources, missing = discover(inputs)
+    if not sources:
+        raise UserError("no image files found in " + ", ".join(map(str, inputs)))
+    device = resolve_device(options.device)
+    nets = load_networks(bundle, device)
+    ctx = Context(nets, make_pose(options, sources, params_path), _parts_params(params_path), options, Path(out))
+    results = [ImageResult(Source(m.stem, m), "error", f"{m}: no such file or folder") for m in missing]
+    with tqdm(total=len(sources), desc="predict", unit="img") as bar:
+        for chunk in chunks(sources, options.batch):
+            results += process(chunk, ctx)
+            bar.update(len(chunk))
+    summary = write_outputs(Path(out), results, nets, bundle, options, ctx.pose_counts)
+    print(f"predict: {summary['inputs']} input(s) on {device} -> {out}: {summary['ok']} with persons "
+          f"({summary['with_detections']} with detections, {summary['triplets']} triplets), "
+          f"{summary['no_person']} without a person, {summary['unreadable']} unreadable")
+    for key in ("exif_rotated", "converted_to_rgb", "reduced"):
+        if summary[key]:
+            print(f"  {key}: {summary[key]}")
+    for r in results:
+        if r.status == "error":
+            print(f"  unreadable: {r.message}")
+    return summary

@@ -1,0 +1,205 @@
+"""``show``: one dataset image drawn as the training data path sees it, the tool that makes data
+bugs (misaligned part boxes, flipped masks, wrong verbs) visible.
+
+Panels, left to right: (1) the image with its training pairs (model.data's targets: unique
+(subject, object) pairs, clamped, degenerate ones dropped; person box solid, object dashed,
+verb names); (2) the pose persons' COCO skeletons and their ten HAKE part boxes, coloured by
+part group; (3) the network input after the transforms (``augment``: the training chain drawn
+with ``seed``; otherwise the evaluation chain) with the transformed pair and part boxes on the
+stride-32 cell grid. Row 2: the six part masks the model receives (model.collate ->
+rasterize_part_masks), each with its group's part boxes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image, ImageDraw
+
+from pipeline import tables
+from pipeline import visualize as vis
+from pipeline.errors import UserError
+from pipeline.tables import PART_GROUP_NAMES, PART_TO_GROUP
+
+PANEL_LONG = 420  # px, longer side of each top panel
+TILE_LONG = 210  # px, longer side of each mask tile
+
+
+def image_row(images: pd.DataFrame, image_id: str, split: str | None) -> pd.Series:
+    """The images-table row of ``image_id``; a clear error when it is absent or in another split."""
+    rows = images[images["image_id"] == image_id]
+    if rows.empty:
+        some = ", ".join(images["image_id"].head(3))
+        raise UserError(f"image id {image_id!r} is not in the images table (ids are file stems, e.g. {some})")
+    row = rows.iloc[0]
+    if split is not None and row["split"] != split:
+        raise UserError(f"image id {image_id!r} is in split {row['split']!r}, not {split!r}")
+    return row
+
+
+def load_sample(image_id: str, augment: bool, seed: int, params_path: Path, data: Path):
+    """(record, network input [3, H, W], transformed target, part masks Bool[6, h, w], tables,
+    label space, pairs dropped as degenerate) of one image, through model.data's code path."""
+    from model.collate import Collate
+    from model.config import ModelConfig
+    from model.data import HOIDataset, build_records
+    from model.label_space import for_format
+    from model.transforms import make_transforms
+    from pipeline import params as P
+    from pipeline.train import TrainConfig
+
+    ds = P.section("dataset", P.DatasetConfig, params_path)
+    aug = P.section("train", TrainConfig, params_path).augment
+    mcfg = P.section("model", ModelConfig, params_path)
+    t = {n: tables.read(data / f"{n}.parquet", n) for n in ("images", "instances", "pairs", "parts")}
+    t["persons"] = tables.read(data / "persons.parquet", "persons") if (data / "persons.parquet").exists() else None
+    space = for_format(ds.format)
+    recs, dropped = build_records(Path(ds.root), t["images"], t["instances"], t["pairs"], t["parts"], space, [image_id])
+    if not recs[0].path.exists():
+        raise UserError(f"{recs[0].path}: image file not found (params dataset.root = {ds.root})")
+    x, target = HOIDataset(recs, make_transforms(aug, train=augment))[(0, seed)]
+    batch = Collate(mcfg.stride, mcfg.mask_rule)([(x, target)])
+    return recs[0], x, target, batch.part_masks[0].numpy(), t, space, dropped, mcfg.stride
+
+
+def pair_names(verbs: np.ndarray, obj_labels: np.ndarray, has_obj: np.ndarray, space) -> list[tuple[str, str]]:
+    """(verb names joined, object name) of each pair from multi-hot verbs [T, V] and labels [T]."""
+    from model.label_space import MISSING_OBJECT
+    from pipeline import labels
+
+    out = []
+    for v, o, h in zip(np.asarray(verbs), np.asarray(obj_labels), np.asarray(has_obj)):
+        names = [space.verb_names[i].replace("_", " ") for i in np.flatnonzero(v > 0)]
+        coco = space.object_ids[int(o)] if h and 0 <= int(o) < len(space.object_ids) else MISSING_OBJECT
+        out.append((", ".join(names) or "?", "no object" if coco == MISSING_OBJECT else labels.coco_category_name(coco)))
+    return out
+
+
+def pair_drawings(sub: np.ndarray, obj: np.ndarray, has_obj: np.ndarray, named: list[tuple[str, str]]) -> list[vis.PairDrawing]:
+    """Pairs (boxes in px of the image drawn) as drawings, colour by pair index."""
+    out = []
+    for i, (s, o, h, (verb, name)) in enumerate(zip(sub, obj, has_obj, named)):
+        tag = f"{i + 1} {verb} {name}"
+        tag = tag if len(tag) <= 40 else tag[:38] + "..."
+        out.append(vis.PairDrawing(np.asarray(s, np.float64), np.asarray(o, np.float64) if h else None, tag,
+                                   [f"{i + 1}. {verb} | {name}"], vis.PAIR_COLOURS[i % len(vis.PAIR_COLOURS)]))
+    return out
+
+
+def cxcywh_pixels(boxes: torch.Tensor, hw: tuple[int, int]) -> np.ndarray:
+    """[T, 4] relative cx, cy, w, h -> x1, y1, x2, y2 px of an image of ``hw`` = (H, W)."""
+    b = boxes.numpy().astype(np.float64).reshape(-1, 4)
+    h, w = hw
+    return np.stack([(b[:, 0] - b[:, 2] / 2) * w, (b[:, 1] - b[:, 3] / 2) * h,
+                     (b[:, 0] + b[:, 2] / 2) * w, (b[:, 1] + b[:, 3] / 2) * h], 1)
+
+
+def network_image(x: torch.Tensor) -> Image.Image:
+    """The normalised input tensor [3, H, W] back to an RGB image."""
+    from model.transforms import IMAGENET_MEAN, IMAGENET_STD
+
+    mean, std = torch.tensor(IMAGENET_MEAN).view(3, 1, 1), torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    arr = ((x * std + mean).clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+    return Image.fromarray(arr)
+
+
+def draw_grid(canvas: Image.Image, scale: float, stride: int) -> None:
+    """Faint lines of the stride cell grid (display px = input px x ``scale``)."""
+    draw = ImageDraw.Draw(canvas)
+    step = stride * scale
+    for x in np.arange(step, canvas.width, step):
+        draw.line([(x, 0), (x, canvas.height)], fill=(255, 255, 255), width=1)
+    for y in np.arange(step, canvas.height, step):
+        draw.line([(0, y), (canvas.width, y)], fill=(255, 255, 255), width=1)
+
+
+def original_panels(rec, image: Image.Image, persons: pd.DataFrame | None, space) -> tuple[Image.Image, Image.Image, int]:
+    """Panels 1 (training pairs) and 2 (pose skeletons + part boxes) on the original image,
+    and the number of pose persons."""
+    tg = rec.target
+    scale = PANEL_LONG / max(image.size)
+    named = pair_names(tg["verbs"], tg["obj_labels"], tg["has_obj"], space)
+    pairs = vis.draw_pairs(vis.scaled(image, scale), pair_drawings(tg["sub_boxes"], tg["obj_boxes"], tg["has_obj"], named), scale)
+    pose = vis.scaled(image, scale)
+    n_pose = 0
+    if persons is not None:
+        mine = persons[persons["image_id"] == rec.image_id]
+        kp = [np.asarray(k, np.float32).reshape(17, 3) for k in mine["keypoints"] if k is not None]
+        n_pose = len(mine)
+        if kp:
+            vis.draw_skeletons(pose, np.stack(kp), scale)
+    vis.draw_part_boxes(pose, tg["part_boxes"], PART_TO_GROUP, scale, tg["part_valid"])
+    return pairs, pose, n_pose
+
+
+def input_panels(x: torch.Tensor, tg: dict, masks: np.ndarray, space, stride: int) -> tuple[Image.Image, list[Image.Image]]:
+    """Panel 3 (network input with transformed boxes and the cell grid) and the six mask tiles."""
+    img = network_image(x)
+    hw = (img.height, img.width)
+    has_obj = tg["has_obj"].numpy()
+    named = pair_names(tg["verbs"].numpy(), tg["obj_labels"].numpy(), has_obj, space)
+    drawings = pair_drawings(cxcywh_pixels(tg["sub_boxes"], hw), cxcywh_pixels(tg["obj_boxes"], hw), has_obj, named)
+    scale = PANEL_LONG / max(img.size)
+    panel = vis.scaled(img, scale)
+    draw_grid(panel, scale, stride)
+    part_boxes, valid = tg["part_boxes"].numpy(), tg["part_valid"].numpy()
+    vis.draw_part_boxes(panel, part_boxes, PART_TO_GROUP, scale, valid)
+    vis.draw_pairs(panel, drawings, scale)
+    tile_scale = TILE_LONG / max(img.size)
+    base = vis.scaled(img, tile_scale)
+    tiles = []
+    for k, name in enumerate(PART_GROUP_NAMES):
+        tile = vis.overlay_cells(base, vis.cell_map(masks[k], hw, (base.height, base.width), stride), vis.GROUP_COLOURS[k])
+        in_group = valid & (np.asarray(PART_TO_GROUP) == k)[None, :]
+        vis.draw_part_boxes(tile, part_boxes, PART_TO_GROUP, tile_scale, in_group)
+        tiles.append(vis.titled(tile, f"mask {k + 1}: {name} ({int(masks[k].sum())} cells)"))
+    return panel, tiles
+
+
+def key_strip(width: int) -> Image.Image:
+    """Colour key: part groups; box and skeleton conventions."""
+    rows = [(vis.GROUP_COLOURS[k], [f"{name}"]) for k, name in enumerate(PART_GROUP_NAMES)]
+    strip = Image.new("RGB", (width, 34), vis.BACKGROUND)
+    draw = ImageDraw.Draw(strip)
+    x = 8
+    for colour, (label,) in rows:
+        draw.rectangle([x, 10, x + 14, 24], fill=colour, outline=vis.INK)
+        draw.text((x + 20, 9), label, font=vis.font(14), fill=vis.INK)
+        x += 30 + int(draw.textlength(label, font=vis.font(14)))
+    text = ("part groups  |  pairs: person solid, object dashed  |  skeleton: red dot = keypoint score >= 0.2, "
+            "hollow = low")
+    draw.text((x + 10, 9), text, font=vis.font(14), fill=vis.INK)
+    return strip
+
+
+def figure(image_id: str, augment: bool, seed: int, params_path: Path, data: Path, split: str | None) -> Image.Image:
+    """The whole ``show`` figure of one image."""
+    images = tables.read(data / "images.parquet", "images")
+    row = image_row(images, image_id, split)
+    rec, x, tg, masks, t, space, dropped, stride = load_sample(image_id, augment, seed, params_path, data)
+    with Image.open(rec.path) as im:
+        image = im.convert("RGB")
+    pairs, pose, n_pose = original_panels(rec, image, t["persons"], space)
+    panel, tiles = input_panels(x, tg, masks, space, stride)
+    n_pairs, kept = len(rec.target["sub_boxes"]), len(tg["sub_boxes"])
+    fallback = t["parts"][(t["parts"]["image_id"] == image_id) & t["parts"]["fallback"]]
+    top = [vis.titled(pairs, f"1. training pairs: {n_pairs}" + (f" ({dropped} degenerate dropped)" if dropped else "")),
+           vis.titled(pose, f"2. pose: {n_pose} persons; 10 part boxes each ({len(fallback)} whole-body fallbacks)"),
+           vis.titled(panel, f"3. network input {x.shape[2]}x{x.shape[1]}: {kept} of {n_pairs} pairs kept")]
+    body = vis.stack([vis.stack(top, horizontal=True, gap=6), vis.stack(tiles, horizontal=True, gap=6)], gap=6)
+    how = f"training transforms, seed {seed}" if augment else "evaluation transforms"
+    title = f"{image_id} ({row['split']}, {row['width']}x{row['height']}): data as the model sees it, {how}"
+    return vis.stack([vis.banner(title, body.width), body, key_strip(body.width)], gap=4)
+
+
+def run(image_id: str, split: str | None = None, augment: bool = True, seed: int = 0,
+        params_path: Path = Path("params.yaml"), data: Path = Path("data/processed"), out: Path | None = None) -> Path:
+    """Draw ``image_id`` and write the PNG (default reports/show/IMAGE_ID.png); returns its path."""
+    fig = figure(image_id, augment, seed, Path(params_path), Path(data), split)
+    path = Path(out) if out is not None else Path("reports/show") / f"{image_id}.png"
+    tables.atomic_write(path, lambda tmp: fig.save(tmp, format="PNG"))
+    print(f"show: wrote {path} ({fig.width}x{fig.height})")
+    return path

@@ -1,0 +1,215 @@
+"""Stage ``train`` (paper Sec. 3.5, 4, 5.2): stage 1 trains extractor + box detector +
+interactiveness classifier (L_det + L_int), stage 2 extractor + box detector + verb classifier
+(L_det + L_verb), initialised from stage 1's extractor and detector or from COCO DETR weights
+(ARCHITECTURE decision 1).
+
+Reads data/processed/{images,instances,pairs,parts,scenes}.parquet and the image files under
+``dataset.root``; writes models/stage{N}.pt (the model selected on the validation split, no
+resume state), models/stage{N}-last.pt (the latest state, for ``--resume``),
+reports/train/stage{N}/ (dvclive curves) and reports/train_stage{N}.json (summary).
+The validation split is carved deterministically from the TRAINING images
+(``train.val_fraction``); the test split is never looked at.
+
+Launch: ``python cli.py train --stage 1`` (one process, CPU or one GPU) or
+``torchrun --nproc_per_node N cli.py train --stage 1`` (DDP; ``batch_size`` is the global batch).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import torch
+from pydantic import Field
+
+from model import checkpoint as ckpt_io
+from model.collate import Collate
+from model.config import ModelConfig
+from model.criterion import LossWeights, build_criterion
+from model.data import HOIDataset, build_records, split_validation
+from model.distributed import init_from_env, shutdown
+from model.engine import LoopConfig, Run, Trainer
+from model.label_space import LabelSpace, for_format
+from model.matcher import MatcherWeights
+from model.sampler import scene_weights
+from model.transforms import AugmentConfig, make_transforms
+from model.validate import validate_stage1, validate_stage2
+from pipeline import params as P
+from pipeline import tables
+from pipeline.errors import UserError
+
+
+class StageSchedule(P.Section):
+    """Length of one stage and the step of its learning-rate drop (x0.1), in ``unit``."""
+
+    unit: Literal["iterations", "epochs"] = "iterations"
+    length: int = Field(1500, ge=1)
+    lr_drop: int = Field(1200, ge=0)  # >= length: no drop
+
+
+class LossConfig(P.Section):
+    """Loss coefficients and matching costs (QPIC's; decision 3)."""
+
+    obj_ce: float = 1.0
+    bbox: float = 2.5
+    giou: float = 1.0
+    int: float = 1.0
+    verb: float = 1.0
+    consistency: float = 0.0  # released code's MSE(p_int, max_k p_part^k); not in the paper
+    eos_coef: float = 0.1
+    int_loss: Literal["bce", "focal"] = "bce"
+    aux: bool = True
+    cost_class: float = 1.0
+    cost_bbox: float = 2.5
+    cost_giou: float = 1.0
+    cost_int: float = 1.0
+    cost_verb: float = 1.0
+
+
+class TrainConfig(P.Section):
+    """The ``train`` params. Defaults = the demo preset (README "Training" lists the paper one)."""
+
+    alpha: float = Field(3.0, gt=0)  # sparsity-adaptive sampling: crowded images alpha x as likely
+    batch_size: int = Field(16, ge=1)  # global batch (all processes together)
+    lr: float = Field(2e-4, gt=0)
+    lr_backbone: float = Field(2e-4, ge=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    clip_max_norm: float = Field(0.1, ge=0)  # 0 = no clipping
+    warmup: int = Field(50, ge=0)  # iterations of linear warm-up
+    stage1: StageSchedule = StageSchedule(length=1500, lr_drop=1200)
+    stage2: StageSchedule = StageSchedule(length=1000, lr_drop=800)
+    stage2_init: Literal["stage1", "pretrained", "scratch"] = "stage1"
+    val_fraction: float = Field(0.1, ge=0, lt=1)  # of the training images
+    val_every: int = Field(250, ge=0)  # iterations; 0 = once per sampler epoch
+    checkpoint_every: int = Field(250, ge=0)  # iterations; 0 = once per sampler epoch
+    log_every: int = Field(10, ge=1)
+    amp: bool = True  # CUDA only
+    device: str = "auto"  # auto | cpu | cuda
+    num_workers: int = Field(1, ge=0)
+    threads: int | None = Field(None, ge=1)  # torch CPU threads; None = torch's default
+    find_unused_parameters: bool = False
+    progress: bool = True
+    augment: AugmentConfig = AugmentConfig()
+    loss: LossConfig = LossConfig()
+
+
+TABLES = ("images", "instances", "pairs", "parts", "scenes")
+
+
+def load_tables(processed: Path) -> dict[str, pd.DataFrame]:
+    return {name: tables.read(processed / f"{name}.parquet", name) for name in TABLES}
+
+
+def training_images(images: pd.DataFrame) -> list[str]:
+    """Annotated images of the train split, in image-id order."""
+    rows = images[(images["split"] == "train") & images["annotated"]]
+    return sorted(rows["image_id"].unique().tolist())
+
+
+def loop_config(cfg: TrainConfig, stage: int, n_train: int, seed: int) -> LoopConfig:
+    """Resolve the stage's schedule to iterations (an epoch = the training images, rounded
+    down to whole global batches)."""
+    sched = cfg.stage1 if stage == 1 else cfg.stage2
+    epoch_size = max(cfg.batch_size, n_train // cfg.batch_size * cfg.batch_size)
+    per_epoch = epoch_size // cfg.batch_size
+    k = per_epoch if sched.unit == "epochs" else 1
+    return LoopConfig(
+        iterations=sched.length * k, lr_drop=sched.lr_drop * k, epoch_size=epoch_size,
+        batch_size=cfg.batch_size, warmup=cfg.warmup, lr=cfg.lr, lr_backbone=cfg.lr_backbone,
+        weight_decay=cfg.weight_decay, clip_max_norm=cfg.clip_max_norm, amp=cfg.amp, seed=seed,
+        num_workers=cfg.num_workers, val_every=cfg.val_every or per_epoch,
+        checkpoint_every=cfg.checkpoint_every or per_epoch, log_every=cfg.log_every,
+        metric="int_ap" if stage == 1 else "hoi_map", find_unused_parameters=cfg.find_unused_parameters,
+        progress=cfg.progress,
+    )
+
+
+def make_criterion(cfg: TrainConfig, stage: int, space: LabelSpace):
+    lc = cfg.loss
+    weights = LossWeights(obj_ce=lc.obj_ce, bbox=lc.bbox, giou=lc.giou, int=lc.int, verb=lc.verb,
+                          consistency=lc.consistency, eos_coef=lc.eos_coef, int_loss=lc.int_loss, aux=lc.aux)
+    costs = MatcherWeights(lc.cost_class, lc.cost_bbox, lc.cost_giou, lc.cost_int, lc.cost_verb)
+    return build_criterion(None, stage, space.num_objects, space.num_verbs, weights, costs)
+
+
+def init_stage2(net: torch.nn.Module, cfg: TrainConfig, mcfg: ModelConfig, models: Path) -> str:
+    """Stage 2's initialisation (decision 1); returns what was done, for the log."""
+    if cfg.stage2_init == "stage1":
+        from model.detr_import import transfer
+
+        ck = ckpt_io.load(models / "stage1.pt")
+        return f"stage 2 from {models / 'stage1.pt'}: {transfer(ck['model'], net).summary()}"
+    if cfg.stage2_init == "pretrained" and mcfg.pretrained is None:
+        raise UserError("train.stage2_init is 'pretrained' but model.pretrained is not set")
+    return "stage 2 from model.pretrained" if cfg.stage2_init == "pretrained" else "stage 2 from scratch"
+
+
+def datasets(cfg: TrainConfig, ds: P.DatasetConfig, space: LabelSpace, processed: Path, seed: int):
+    """(train set, validation set or None, sampling weights, counts for the log)."""
+    t = load_tables(processed)
+    train_ids, val_ids = split_validation(training_images(t["images"]), cfg.val_fraction, seed)
+    if not train_ids:
+        raise UserError(f"{processed / 'images.parquet'}: no annotated training images")
+    args = (Path(ds.root), t["images"], t["instances"], t["pairs"], t["parts"], space)
+    train_rec, dropped = build_records(*args, train_ids)
+    train_set = HOIDataset(train_rec, make_transforms(cfg.augment, train=True))
+    val_set = None
+    if val_ids:
+        val_rec, _ = build_records(*args, val_ids)
+        val_set = HOIDataset(val_rec, make_transforms(cfg.augment, train=False))
+    weights = scene_weights(train_ids, t["scenes"])
+    counts = {"train_images": len(train_ids), "val_images": len(val_ids), "val_image_ids": val_ids, "dropped_pairs": dropped,
+              "upweighted_share": float(np.mean(weights > weights.min())) if len(weights) else 0.0}
+    return train_set, val_set, weights, counts
+
+
+def run(params_path: Path, stage: int, resume: bool = False, processed: Path = Path("data/processed"),
+        models: Path = Path("models"), reports: Path = Path("reports")) -> dict:
+    """Train one stage end to end; returns the summary also written to reports/."""
+    if stage not in (1, 2):
+        raise UserError(f"--stage must be 1 or 2, got {stage}")
+    cfg = P.section("train", TrainConfig, params_path)
+    mcfg = P.section("model", ModelConfig, params_path)
+    ds = P.section("dataset", P.DatasetConfig, params_path)
+    seed = P.seed(params_path)
+    ctx = init_from_env(cfg.device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    try:
+        return _run(cfg, mcfg, ds, seed, ctx, stage, resume, processed, models, reports)
+    finally:
+        shutdown()
+
+
+def _run(cfg, mcfg, ds, seed, ctx, stage, resume, processed, models, reports) -> dict:
+    from model.build import build
+
+    space = for_format(ds.format)
+    train_set, val_set, weights, counts = datasets(cfg, ds, space, processed, seed)
+    torch.manual_seed(seed)  # the same initial weights on every rank
+    net, _, _ = build(mcfg, stage, space.num_objects, space.num_verbs)
+    note = init_stage2(net, cfg, mcfg, models) if stage == 2 else "stage 1"
+    torch.manual_seed(seed + 1 + ctx.rank)  # dropout streams differ between ranks
+    loop = loop_config(cfg, stage, len(train_set), seed)
+    meta = {"stage": stage, "model_config": mcfg.model_dump(mode="json"), "train_config": cfg.model_dump(mode="json"),
+            "model_spec": net.spec() if hasattr(net, "spec") else None, "labels": space.to_dict(),
+            "dataset": ds.model_dump(mode="json"), "seed": seed, "val_image_ids": counts["val_image_ids"]}
+    run_ = Run(net=net, criterion=make_criterion(cfg, stage, space), train_set=train_set, weights=weights,
+               collate=Collate(mcfg.stride, mcfg.mask_rule, with_part_masks=stage == 1),
+               best_path=models / f"stage{stage}.pt", last_path=models / f"stage{stage}-last.pt", meta=meta,
+               val_set=val_set, validate=validate_stage1 if stage == 1 else validate_stage2,
+               live_dir=reports / "train" / f"stage{stage}")
+    if ctx.is_main:
+        print(f"train stage {stage}: {counts['train_images']} training images ({counts['upweighted_share']:.0%} "
+              f"drawn alpha = {cfg.alpha} x as often), {counts['val_images']} validation images, {counts['dropped_pairs']} degenerate pairs "
+              f"skipped; {loop.iterations} iterations of {loop.batch_size} on {ctx.world_size} x {ctx.device}; {note}")
+    summary = Trainer(run_, loop, ctx).fit(resume=resume)
+    summary.update(counts={k: v for k, v in counts.items() if k != "val_image_ids"}, stage=stage)
+    if ctx.is_main:
+        tables.write_json(summary, reports / f"train_stage{stage}.json")
+        best = summary["best"]
+        print(f"train stage {stage}: done, {summary['iterations']} iterations in {summary['seconds']:.0f} s; "
+              f"selected {run_.best_path} (val {best['metric']} {best['value']} @ {best['iteration']})")
+    return summary
