@@ -23,7 +23,7 @@ import json
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -33,15 +33,19 @@ import torch
 from PIL import Image, ImageOps
 from tqdm import tqdm
 
+from model.postprocess import OutputSpace, PostprocessConfig
+from model.transforms import AugmentConfig
 from pipeline import tables
 from pipeline import visualize as vis
 from pipeline.errors import UserError
+from pipeline.parts import PartsConfig
 from pipeline.pose_backends.records import PersonArrays, to_persons
 
 PoseBackend = Literal["ultralytics", "alphapose-file", "coco-file", "persons-table"]
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
 EXIF_ORIENTATION = 0x0112
 SWAPS_AXES = (5, 6, 7, 8)  # EXIF orientations that transpose width and height
+ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
 
 
 @dataclass(frozen=True)
@@ -145,7 +149,10 @@ def load_image(source: Source, max_side: int) -> LoadedImage:
         w, h = h, w
     if orientation != 1:
         notes.append(f"EXIF orientation {orientation} applied")
-    img = to_rgb(img, notes)
+    try:
+        img = to_rgb(img, notes)
+    except (ValueError, OSError) as exc:
+        raise ImageError(f"{source.path}: colour mode {img.mode} cannot be converted to RGB ({exc})") from None
     if max(img.size) > max_side:
         k = max_side / max(img.size)
         img = img.resize((max(1, round(img.width * k)), max(1, round(img.height * k))), Image.Resampling.BOX)
@@ -165,22 +172,33 @@ def exif_orientation(im: Image.Image) -> int:
 
 def to_rgb(img: Image.Image, notes: list[str]) -> Image.Image:
     """8-bit RGB: alpha composited on white, 16-bit / float greyscale rescaled, any other mode
-    (L, 1, P, CMYK, YCbCr, LAB, ...) converted by PIL; the conversion is added to ``notes``."""
+    (L, 1, P, CMYK, YCbCr, ...) converted by PIL; the conversion is added to ``notes``.
+    Raises ValueError for a mode PIL cannot convert to RGB."""
     mode = img.mode
     if mode == "RGB":
         return img
     if mode.startswith("I") or mode == "F":
-        a = np.asarray(img, np.float64)
-        hi = float(a.max()) if a.size else 0.0
-        a = a / 257.0 if 255 < hi <= 65535 else (a - a.min()) / max(hi - a.min(), 1e-9) * 255 if hi > 65535 else a
         notes.append(f"{mode} greyscale -> 8-bit RGB")
-        return Image.fromarray(np.clip(a, 0, 255).astype(np.uint8)).convert("RGB")
-    if "A" in mode or "a" in mode or (mode == "P" and "transparency" in img.info):
+        return Image.fromarray(_to_8bit(np.asarray(img, np.float64))).convert("RGB")
+    if mode in ALPHA_MODES or (mode == "P" and "transparency" in img.info):
         rgba = img.convert("RGBA")
         notes.append(f"{mode} with transparency composited on white")
         return Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert("RGB")
     notes.append(f"{mode} -> RGB")
     return img.convert("RGB")
+
+
+def _to_8bit(a: np.ndarray) -> np.ndarray:
+    """Greyscale of any depth -> uint8: 16-bit values / 257, 8-bit ranges as they are, any
+    other range (32-bit, float) stretched from its minimum to its maximum."""
+    lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
+    if 0 <= lo and hi <= 255:
+        out = a
+    elif 0 <= lo and hi <= 65535:
+        out = a / 257.0
+    else:
+        out = (a - lo) / max(hi - lo, 1e-9) * 255
+    return np.clip(np.round(out), 0, 255).astype(np.uint8)
 
 
 # ----------------------------------------------------------------------------- pose
@@ -204,12 +222,13 @@ def ultralytics_pose(weights: str | None, device: str, params_path: Path | None)
     return detect
 
 
-def file_pose(kind: PoseBackend, path: Path | None, sources: list[Source]) -> PoseFn:
+def file_pose(kind: PoseBackend, path: Path | None, sources: list[Source], counts: Counter) -> PoseFn:
     """Persons from a result file (original px), matched to the inputs by file name (COCO:
-    integer ids by the number ending the file stem), scaled to the working copies."""
+    integer ids by the number ending the file stem), scaled to the working copies; what the
+    file holds that matches no input is counted in ``counts``."""
     if path is None:
         raise UserError(f"--pose-backend {kind} needs --pose-file PATH")
-    raw = _file_arrays(kind, path, sources)
+    raw = _file_arrays(kind, path, sources, counts)
 
     def detect(images: list[LoadedImage], counts: Counter) -> PersonArrays:
         wanted = {li.source.image_id: li.scale for li in images}
@@ -221,7 +240,7 @@ def file_pose(kind: PoseBackend, path: Path | None, sources: list[Source]) -> Po
     return detect
 
 
-def _file_arrays(kind: PoseBackend, path: Path, sources: list[Source]) -> PersonArrays:
+def _file_arrays(kind: PoseBackend, path: Path, sources: list[Source], counts: Counter) -> PersonArrays:
     from pipeline.parts import fixed_list
     from pipeline.pose_backends.alphapose import detector_score
     from pipeline.pose_backends.jsonfile import entries_to_arrays, read_entries
@@ -239,12 +258,17 @@ def _file_arrays(kind: PoseBackend, path: Path, sources: list[Source]) -> Person
         raw.part_boxes[:] = fixed_list(t.column("part_boxes")).reshape(-1, 10, 4)
         return raw
     index = ImageIndex(pd.DataFrame({"image_id": ids, "file": [s.path.name for s in sources]}))
-    counts: Counter = Counter()
+
+    def image_of(key: object) -> str | None:
+        try:  # COCO files name images by integer id: the number ending the file stem
+            return index.lookup(key, "int" if isinstance(key, int) else "file")
+        except UserError:  # two inputs share that file name (or number): the entry is ambiguous
+            counts["skipped: entry matches several input files"] += 1
+            return None
+
     if kind == "alphapose-file":
-        return entries_to_arrays(read_entries(path), lambda k: index.lookup(k, "file"), "box", 1, counts,
-                                 detector_score)
-    return entries_to_arrays(read_entries(path), lambda k: index.lookup(k, "int" if isinstance(k, int) else "file"),
-                             "bbox", 1, counts)
+        return entries_to_arrays(read_entries(path), image_of, "box", 1, counts, detector_score)
+    return entries_to_arrays(read_entries(path), image_of, "bbox", 1, counts)
 
 
 def _rescaled(raw: PersonArrays, k: np.ndarray) -> PersonArrays:
@@ -257,15 +281,14 @@ def _rescaled(raw: PersonArrays, k: np.ndarray) -> PersonArrays:
     return out
 
 
-def _pose_params(params_path: Path | None):
+def _pose_params(params_path: Path | None):  # -> pipeline.pose.PoseConfig (imports every backend)
     from pipeline.params import section
     from pipeline.pose import PoseConfig
 
     return section("pose", PoseConfig, params_path) if params_path and Path(params_path).exists() else PoseConfig()
 
 
-def _parts_params(params_path: Path | None):
-    from pipeline.parts import PartsConfig
+def _parts_params(params_path: Path | None) -> PartsConfig:
     from pipeline.params import section
 
     return section("parts", PartsConfig, params_path) if params_path and Path(params_path).exists() else PartsConfig()
@@ -281,7 +304,7 @@ class Persons:
     part_boxes: np.ndarray
 
 
-def persons_and_parts(raw: PersonArrays, images: list[LoadedImage], parts_cfg, backend: str,
+def persons_and_parts(raw: PersonArrays, images: list[LoadedImage], parts_cfg: PartsConfig, backend: str,
                       counts: Counter) -> dict[str, Persons]:
     """Clean raw persons (clip, drop unusable; records.to_persons) and add the ten part boxes
     (pipeline.parts core), vectorised over every person of the batch."""
@@ -312,9 +335,9 @@ class Networks:
     stage1: torch.nn.Module
     stage2: torch.nn.Module
     fmt: str
-    space: object  # model.postprocess.OutputSpace
-    post: object  # model.postprocess.PostprocessConfig (NIS settings from the bundle)
-    augment: object  # model.transforms.AugmentConfig (evaluation sizes)
+    space: OutputSpace
+    post: PostprocessConfig  # NIS settings from the bundle
+    augment: AugmentConfig  # evaluation sizes of training
     stride: int
     rule: str
     device: torch.device
@@ -336,8 +359,6 @@ def load_networks(path: Path, device: torch.device) -> Networks:
     (decision 2) and the evaluation transform sizes of training."""
     from model.bundle import load_bundle, network
     from model.label_space import LabelSpace
-    from model.postprocess import OutputSpace, PostprocessConfig
-    from model.transforms import AugmentConfig
 
     b = load_bundle(path)
     ck1, ck2 = b["stage1"], b["stage2"]
@@ -354,7 +375,8 @@ def load_networks(path: Path, device: torch.device) -> Networks:
                     str(mcfg.get("mask_rule", "touch")), device)
 
 
-def model_sample(image: Image.Image, part_boxes: np.ndarray, transforms, num_verbs: int) -> tuple:
+def model_sample(image: Image.Image, part_boxes: np.ndarray, transforms: Callable,
+                 num_verbs: int) -> tuple[torch.Tensor, dict]:
     """(input tensor, target) of one image through the evaluation transforms: no pairs, the
     persons' part boxes (working px) moved with the resize."""
     valid = (part_boxes[..., 2] > part_boxes[..., 0]) & (part_boxes[..., 3] > part_boxes[..., 1])
@@ -510,11 +532,13 @@ def detection_png(li: LoadedImage, result: ImageResult, fmt: str, top: int) -> I
         p.human = p.human * np.tile(k, 2)
         p.obj = None if p.obj is None else p.obj * np.tile(k, 2)
     h, w = li.orig_hw
-    title = f"{li.source.image_id}  ({w}x{h})  {result.persons} person(s), {len(dets)} triplet(s), top {len(pairs)} pair(s) drawn"
+    title = (f"{li.source.image_id}  ({w}x{h})  {result.persons} person(s), {len(dets)} triplet(s), "
+             f"top {len(pairs)} pair(s) drawn")
     note = "the pose backend found no person: no detections" if result.status == "no_person" else None
     if result.status == "ok" and dets.empty:
         note = "persons found, but no triplet survived NIS and pair NMS"
-    return vis.detection_figure(li.image, pairs, title, note)
+    info = "; ".join(li.notes) if li.notes else None
+    return vis.detection_figure(li.image, pairs, title, note, info=info)
 
 
 def attention_png(li: LoadedImage, att: Attention, dets: pd.DataFrame, fmt: str, top: int,
@@ -530,11 +554,11 @@ def attention_png(li: LoadedImage, att: Attention, dets: pd.DataFrame, fmt: str,
              for k, name in enumerate(PART_GROUP_NAMES)]]
     pairs = pair_drawings(dets, fmt, top)[:max_pairs]
     queries = dets.head(top)["query"].drop_duplicates().to_numpy()[:max_pairs]
-    for pair, q2 in zip(pairs, queries):
+    for rank, (pair, q2) in enumerate(zip(pairs, queries), start=1):
         j = int(att.match[q2])  # the stage-1 query that gave this pair its interactiveness
         scores = att.part_scores[j]
         p = 0 if att.weights.shape[1] == 1 else 1 + int(np.argmax(scores))  # six passes: best part's
-        tile = vis.draw_pairs(base.copy(), [pair], base.width / li.orig_hw[1])
+        tile = vis.draw_pairs(base.copy(), [replace(pair, tag=str(rank))], base.width / li.orig_hw[1])
         row = [vis.titled(tile, pair.legend[0][:44])]
         row += [vis.titled(vis.overlay_heat(base, grid(att.weights[l, p, j]), grid(att.visible[l, p, j])),
                            f"masked layer {l + 1} attention") for l in range(att.weights.shape[0])]
@@ -591,7 +615,7 @@ class Context:
 
     nets: Networks
     pose: PoseFn
-    parts_cfg: object
+    parts_cfg: PartsConfig
     options: PredictOptions
     out: Path
     pose_counts: Counter = field(default_factory=Counter)
@@ -611,7 +635,9 @@ def process(chunk: list[Source], ctx: Context) -> list[ImageResult]:
         raw = ctx.pose(loaded, ctx.pose_counts)
         persons = persons_and_parts(raw, loaded, ctx.parts_cfg, ctx.options.pose_backend, ctx.pose_counts)
         busy = [li for li in loaded if len(persons[li.source.image_id].boxes)]
-        frame, att = infer(ctx.nets, busy, persons, ctx.options.attention) if busy else (tables.empty("predictions"), {})
+        frame, att = (tables.empty("predictions"), {})
+        if busy:  # images without a person skip the networks: no detections by definition
+            frame, att = infer(ctx.nets, busy, persons, ctx.options.attention)
         by_image = dict(tuple(frame.groupby("image_id", sort=False))) if len(frame) else {}
         for li in loaded:
             results[li.source.image_id] = finish(li, persons[li.source.image_id], by_image, att, ctx)
@@ -633,13 +659,13 @@ def finish(li: LoadedImage, persons: Persons, by_image: dict, att: dict[str, Att
     return res
 
 
-def make_pose(options: PredictOptions, sources: list[Source], params_path: Path | None) -> PoseFn:
+def make_pose(options: PredictOptions, sources: list[Source], params_path: Path | None, counts: Counter) -> PoseFn:
     if options.pose_backend == "ultralytics":
         return ultralytics_pose(options.pose_weights, options.device, params_path)
     if options.pose_backend not in ("alphapose-file", "coco-file", "persons-table"):
         raise UserError(f"--pose-backend {options.pose_backend}: expected ultralytics, alphapose-file, "
                         "coco-file or persons-table")
-    return file_pose(options.pose_backend, options.pose_file, sources)
+    return file_pose(options.pose_backend, options.pose_file, sources, counts)
 
 
 def chunks(items: list, size: int) -> Iterator[list]:
@@ -657,7 +683,7 @@ def summarise(results: list[ImageResult], pose_counts: Counter) -> dict:
             "triplets": sum(0 if r.detections is None else len(r.detections) for r in results),
             "persons": sum(r.persons for r in results),
             "exif_rotated": sum("EXIF" in n for n in notes), "reduced": sum(n.startswith("reduced") for n in notes),
-            "converted_to_rgb": sum(("RGB" in n) for n in notes),
+            "converted_to_rgb": sum(not n.startswith(("EXIF", "reduced")) for n in notes),
             "pose": {k: int(v) for k, v in sorted(pose_counts.items())}}
 
 
@@ -682,7 +708,9 @@ def run(inputs: Sequence[Path], bundle: Path, out: Path, options: PredictOptions
         raise UserError("no image files found in " + ", ".join(map(str, inputs)))
     device = resolve_device(options.device)
     nets = load_networks(bundle, device)
-    ctx = Context(nets, make_pose(options, sources, params_path), _parts_params(params_path), options, Path(out))
+    pose_counts: Counter = Counter()
+    pose = make_pose(options, sources, params_path, pose_counts)
+    ctx = Context(nets, pose, _parts_params(params_path), options, Path(out), pose_counts)
     results = [ImageResult(Source(m.stem, m), "error", f"{m}: no such file or folder") for m in missing]
     with tqdm(total=len(sources), desc="predict", unit="img") as bar:
         for chunk in chunks(sources, options.batch):

@@ -12,6 +12,7 @@ rasterize_part_masks), each with its group's part boxes.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,13 @@ import pandas as pd
 import torch
 from PIL import Image, ImageDraw
 
-from pipeline import tables
+from model.collate import Collate
+from model.config import ModelConfig
+from model.data import HOIDataset, ImageRecord, build_records
+from model.label_space import MISSING_OBJECT, LabelSpace, for_format
+from model.transforms import IMAGENET_MEAN, IMAGENET_STD, make_transforms
+from pipeline import labels, tables
+from pipeline import params as P
 from pipeline import visualize as vis
 from pipeline.errors import UserError
 from pipeline.tables import PART_GROUP_NAMES, PART_TO_GROUP
@@ -40,45 +47,70 @@ def image_row(images: pd.DataFrame, image_id: str, split: str | None) -> pd.Seri
     return row
 
 
-def load_sample(image_id: str, augment: bool, seed: int, params_path: Path, data: Path):
-    """(record, network input [3, H, W], transformed target, part masks Bool[6, h, w], tables,
-    label space, pairs dropped as degenerate) of one image, through model.data's code path."""
-    from model.collate import Collate
-    from model.config import ModelConfig
-    from model.data import HOIDataset, build_records
-    from model.label_space import for_format
-    from model.transforms import make_transforms
-    from pipeline import params as P
-    from pipeline.train import TrainConfig
+@dataclass
+class Sample:
+    """One image through model.data's code path. ``record``: targets before the transforms
+    (original px); ``x`` [3, H, W] normalised network input; ``target``: after the transforms
+    (pair boxes relative cx, cy, w, h; part boxes in input px); ``masks`` Bool[6, h, w] as
+    collated; ``row`` its images-table row; ``persons`` the pose persons of the image (None
+    without a persons table); ``fallbacks`` part boxes that are whole-body fallbacks;
+    ``dropped`` degenerate pairs left out."""
+
+    record: ImageRecord
+    x: torch.Tensor
+    target: dict
+    masks: np.ndarray
+    row: pd.Series
+    persons: pd.DataFrame | None
+    fallbacks: int
+    dropped: int
+    space: LabelSpace
+    stride: int
+
+
+def load_sample(image_id: str, split: str | None, augment: bool, seed: int, params_path: Path,
+                data: Path) -> Sample:
+    """Read the tables and params, and run ``image_id`` through the dataset, the transforms
+    (training chain with ``seed`` when ``augment``) and the collate function."""
+    from pipeline.train import TrainConfig  # the train section's own validation
 
     ds = P.section("dataset", P.DatasetConfig, params_path)
     aug = P.section("train", TrainConfig, params_path).augment
     mcfg = P.section("model", ModelConfig, params_path)
     t = {n: tables.read(data / f"{n}.parquet", n) for n in ("images", "instances", "pairs", "parts")}
-    t["persons"] = tables.read(data / "persons.parquet", "persons") if (data / "persons.parquet").exists() else None
+    row = image_row(t["images"], image_id, split)
     space = for_format(ds.format)
     recs, dropped = build_records(Path(ds.root), t["images"], t["instances"], t["pairs"], t["parts"], space, [image_id])
     if not recs[0].path.exists():
         raise UserError(f"{recs[0].path}: image file not found (params dataset.root = {ds.root})")
     x, target = HOIDataset(recs, make_transforms(aug, train=augment))[(0, seed)]
-    batch = Collate(mcfg.stride, mcfg.mask_rule)([(x, target)])
-    return recs[0], x, target, batch.part_masks[0].numpy(), t, space, dropped, mcfg.stride
+    masks = Collate(mcfg.stride, mcfg.mask_rule)([(x, target)]).part_masks[0].numpy()
+    persons = None
+    if (data / "persons.parquet").exists():
+        persons = tables.read(data / "persons.parquet", "persons").query("image_id == @image_id")
+    parts = t["parts"]
+    fallbacks = int((parts["fallback"] & (parts["image_id"] == image_id)).sum())
+    return Sample(recs[0], x, target, masks, row, persons, fallbacks, dropped, space, mcfg.stride)
 
 
-def pair_names(verbs: np.ndarray, obj_labels: np.ndarray, has_obj: np.ndarray, space) -> list[tuple[str, str]]:
+def pair_names(verbs: np.ndarray, obj_labels: np.ndarray, has_obj: np.ndarray,
+               space: LabelSpace) -> list[tuple[str, str]]:
     """(verb names joined, object name) of each pair from multi-hot verbs [T, V] and labels [T]."""
-    from model.label_space import MISSING_OBJECT
-    from pipeline import labels
-
+    if space.format == "v-coco":  # verb-role classes: "kick (obj)"
+        verb_names = [a if r is None else f"{a} ({r})" for a, r in labels.vcoco().verb_roles]
+    else:
+        verb_names = [n.replace("_", " ") for n in space.verb_names]
     out = []
     for v, o, h in zip(np.asarray(verbs), np.asarray(obj_labels), np.asarray(has_obj)):
-        names = [space.verb_names[i].replace("_", " ") for i in np.flatnonzero(v > 0)]
+        names = [verb_names[i] for i in np.flatnonzero(v > 0)]
         coco = space.object_ids[int(o)] if h and 0 <= int(o) < len(space.object_ids) else MISSING_OBJECT
-        out.append((", ".join(names) or "?", "no object" if coco == MISSING_OBJECT else labels.coco_category_name(coco)))
+        obj = "no object" if coco == MISSING_OBJECT else labels.coco_category_name(coco)
+        out.append((", ".join(names) or "?", obj))
     return out
 
 
-def pair_drawings(sub: np.ndarray, obj: np.ndarray, has_obj: np.ndarray, named: list[tuple[str, str]]) -> list[vis.PairDrawing]:
+def pair_drawings(sub: np.ndarray, obj: np.ndarray, has_obj: np.ndarray,
+                  named: list[tuple[str, str]]) -> list[vis.PairDrawing]:
     """Pairs (boxes in px of the image drawn) as drawings, colour by pair index."""
     out = []
     for i, (s, o, h, (verb, name)) in enumerate(zip(sub, obj, has_obj, named)):
@@ -99,8 +131,6 @@ def cxcywh_pixels(boxes: torch.Tensor, hw: tuple[int, int]) -> np.ndarray:
 
 def network_image(x: torch.Tensor) -> Image.Image:
     """The normalised input tensor [3, H, W] back to an RGB image."""
-    from model.transforms import IMAGENET_MEAN, IMAGENET_STD
-
     mean, std = torch.tensor(IMAGENET_MEAN).view(3, 1, 1), torch.tensor(IMAGENET_STD).view(3, 1, 1)
     arr = ((x * std + mean).clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
     return Image.fromarray(arr)
@@ -116,31 +146,28 @@ def draw_grid(canvas: Image.Image, scale: float, stride: int) -> None:
         draw.line([(0, y), (canvas.width, y)], fill=(255, 255, 255), width=1)
 
 
-def original_panels(rec, image: Image.Image, persons: pd.DataFrame | None, space) -> tuple[Image.Image, Image.Image, int]:
-    """Panels 1 (training pairs) and 2 (pose skeletons + part boxes) on the original image,
-    and the number of pose persons."""
-    tg = rec.target
+def original_panels(sample: Sample, image: Image.Image) -> tuple[Image.Image, Image.Image]:
+    """Panels 1 (training pairs) and 2 (pose skeletons + part boxes) on the original image."""
+    tg = sample.record.target
     scale = PANEL_LONG / max(image.size)
-    named = pair_names(tg["verbs"], tg["obj_labels"], tg["has_obj"], space)
-    pairs = vis.draw_pairs(vis.scaled(image, scale), pair_drawings(tg["sub_boxes"], tg["obj_boxes"], tg["has_obj"], named), scale)
+    named = pair_names(tg["verbs"], tg["obj_labels"], tg["has_obj"], sample.space)
+    drawings = pair_drawings(tg["sub_boxes"], tg["obj_boxes"], tg["has_obj"], named)
+    pairs = vis.draw_pairs(vis.scaled(image, scale), drawings, scale)
     pose = vis.scaled(image, scale)
-    n_pose = 0
-    if persons is not None:
-        mine = persons[persons["image_id"] == rec.image_id]
-        kp = [np.asarray(k, np.float32).reshape(17, 3) for k in mine["keypoints"] if k is not None]
-        n_pose = len(mine)
+    if sample.persons is not None:
+        kp = [np.asarray(k, np.float32).reshape(17, 3) for k in sample.persons["keypoints"] if k is not None]
         if kp:
             vis.draw_skeletons(pose, np.stack(kp), scale)
     vis.draw_part_boxes(pose, tg["part_boxes"], PART_TO_GROUP, scale, tg["part_valid"])
-    return pairs, pose, n_pose
+    return pairs, pose
 
 
-def input_panels(x: torch.Tensor, tg: dict, masks: np.ndarray, space, stride: int) -> tuple[Image.Image, list[Image.Image]]:
+def input_panels(sample: Sample) -> tuple[Image.Image, list[Image.Image]]:
     """Panel 3 (network input with transformed boxes and the cell grid) and the six mask tiles."""
-    img = network_image(x)
+    img, tg, stride = network_image(sample.x), sample.target, sample.stride
     hw = (img.height, img.width)
     has_obj = tg["has_obj"].numpy()
-    named = pair_names(tg["verbs"].numpy(), tg["obj_labels"].numpy(), has_obj, space)
+    named = pair_names(tg["verbs"].numpy(), tg["obj_labels"].numpy(), has_obj, sample.space)
     drawings = pair_drawings(cxcywh_pixels(tg["sub_boxes"], hw), cxcywh_pixels(tg["obj_boxes"], hw), has_obj, named)
     scale = PANEL_LONG / max(img.size)
     panel = vis.scaled(img, scale)
@@ -152,10 +179,11 @@ def input_panels(x: torch.Tensor, tg: dict, masks: np.ndarray, space, stride: in
     base = vis.scaled(img, tile_scale)
     tiles = []
     for k, name in enumerate(PART_GROUP_NAMES):
-        tile = vis.overlay_cells(base, vis.cell_map(masks[k], hw, (base.height, base.width), stride), vis.GROUP_COLOURS[k])
+        cells = vis.cell_map(sample.masks[k], hw, (base.height, base.width), stride)
+        tile = vis.overlay_cells(base, cells, vis.GROUP_COLOURS[k])
         in_group = valid & (np.asarray(PART_TO_GROUP) == k)[None, :]
         vis.draw_part_boxes(tile, part_boxes, PART_TO_GROUP, tile_scale, in_group)
-        tiles.append(vis.titled(tile, f"mask {k + 1}: {name} ({int(masks[k].sum())} cells)"))
+        tiles.append(vis.titled(tile, f"mask {k + 1}: {name} ({int(sample.masks[k].sum())} cells)"))
     return panel, tiles
 
 
@@ -175,30 +203,31 @@ def key_strip(width: int) -> Image.Image:
     return strip
 
 
-def figure(image_id: str, augment: bool, seed: int, params_path: Path, data: Path, split: str | None) -> Image.Image:
-    """The whole ``show`` figure of one image."""
-    images = tables.read(data / "images.parquet", "images")
-    row = image_row(images, image_id, split)
-    rec, x, tg, masks, t, space, dropped, stride = load_sample(image_id, augment, seed, params_path, data)
-    with Image.open(rec.path) as im:
+def figure(sample: Sample, augment: bool, seed: int) -> Image.Image:
+    """The whole ``show`` figure of one sample."""
+    with Image.open(sample.record.path) as im:
         image = im.convert("RGB")
-    pairs, pose, n_pose = original_panels(rec, image, t["persons"], space)
-    panel, tiles = input_panels(x, tg, masks, space, stride)
-    n_pairs, kept = len(rec.target["sub_boxes"]), len(tg["sub_boxes"])
-    fallback = t["parts"][(t["parts"]["image_id"] == image_id) & t["parts"]["fallback"]]
-    top = [vis.titled(pairs, f"1. training pairs: {n_pairs}" + (f" ({dropped} degenerate dropped)" if dropped else "")),
-           vis.titled(pose, f"2. pose: {n_pose} persons; 10 part boxes each ({len(fallback)} whole-body fallbacks)"),
-           vis.titled(panel, f"3. network input {x.shape[2]}x{x.shape[1]}: {kept} of {n_pairs} pairs kept")]
+    pairs, pose = original_panels(sample, image)
+    panel, tiles = input_panels(sample)
+    n_pairs, kept = len(sample.record.target["sub_boxes"]), len(sample.target["sub_boxes"])
+    n_pose = 0 if sample.persons is None else len(sample.persons)
+    dropped = f" ({sample.dropped} degenerate dropped)" if sample.dropped else ""
+    h, w = sample.x.shape[1:]
+    fallbacks = f"{sample.fallbacks} whole-body fallbacks"
+    top = [vis.titled(pairs, f"1. training pairs: {n_pairs}{dropped}"),
+           vis.titled(pose, f"2. pose: {n_pose} person(s); 10 part boxes each ({fallbacks})"),
+           vis.titled(panel, f"3. network input {w}x{h}: {kept} of {n_pairs} pairs kept")]
     body = vis.stack([vis.stack(top, horizontal=True, gap=6), vis.stack(tiles, horizontal=True, gap=6)], gap=6)
     how = f"training transforms, seed {seed}" if augment else "evaluation transforms"
-    title = f"{image_id} ({row['split']}, {row['width']}x{row['height']}): data as the model sees it, {how}"
+    r = sample.row
+    title = f"{r['image_id']} ({r['split']}, {r['width']}x{r['height']}): data as the model sees it, {how}"
     return vis.stack([vis.banner(title, body.width), body, key_strip(body.width)], gap=4)
 
 
 def run(image_id: str, split: str | None = None, augment: bool = True, seed: int = 0,
         params_path: Path = Path("params.yaml"), data: Path = Path("data/processed"), out: Path | None = None) -> Path:
     """Draw ``image_id`` and write the PNG (default reports/show/IMAGE_ID.png); returns its path."""
-    fig = figure(image_id, augment, seed, Path(params_path), Path(data), split)
+    fig = figure(load_sample(image_id, split, augment, seed, Path(params_path), Path(data)), augment, seed)
     path = Path(out) if out is not None else Path("reports/show") / f"{image_id}.png"
     tables.atomic_write(path, lambda tmp: fig.save(tmp, format="PNG"))
     print(f"show: wrote {path} ({fig.width}x{fig.height})")

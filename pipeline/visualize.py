@@ -188,9 +188,10 @@ def stack(parts: Sequence[Image.Image], horizontal: bool = False, gap: int = 0) 
 
 
 def detection_figure(image: Image.Image, pairs: Sequence[PairDrawing], title: str,
-                     note: str | None = None, legend_width: int = 380) -> Image.Image:
+                     note: str | None = None, legend_width: int = 380, info: str | None = None) -> Image.Image:
     """The predict PNG: title strip, the image (display-scaled) with the pairs, and a legend
-    with one entry per pair; ``note`` (e.g. "no person found") in a red strip under the title."""
+    with one entry per pair; ``info`` (e.g. conversions applied) in a grey strip and ``note``
+    (e.g. "no person found") in a red strip under the title."""
     scale = fit_scale(image.width, image.height)
     canvas = draw_pairs(scaled(image, scale), pairs, scale)
     rows = [(p.colour, p.legend) for p in pairs] or [(None, ["no detections"])]
@@ -198,6 +199,8 @@ def detection_figure(image: Image.Image, pairs: Sequence[PairDrawing], title: st
     legend = legend_panel([*rows, key], legend_width, canvas.height, title="detections (best first)")
     body = stack([canvas, legend], horizontal=True)
     strips = [banner(title, body.width)]
+    if info:
+        strips.append(banner(info, body.width, size=14, colour=(225, 225, 225)))
     if note:
         strips.append(banner(note, body.width, colour=(200, 30, 30)))
     return stack([*strips, body])
@@ -208,14 +211,14 @@ def draw_skeletons(canvas: Image.Image, keypoints: np.ndarray, scale: float, thr
     joints score >= ``threshold`` are drawn, low-score joints as hollow dots."""
     draw = ImageDraw.Draw(canvas)
     kp = np.asarray(keypoints, np.float64)
-    r = max(2, round(canvas.width / 250))
+    r = max(3, round(canvas.width / 140))
     for person in kp:
         if not np.isfinite(person).all():
             continue
         xy, ok = person[:, :2] * scale, person[:, 2] >= threshold
         for a, b in COCO_SKELETON:
             if ok[a] and ok[b]:
-                draw.line([tuple(xy[a]), tuple(xy[b])], fill=INK, width=r + 2)  # dark outline
+                draw.line([tuple(xy[a]), tuple(xy[b])], fill=INK, width=r + 1)  # dark outline
                 draw.line([tuple(xy[a]), tuple(xy[b])], fill=(255, 255, 255), width=max(1, r - 1))
         for (x, y), good in zip(xy, ok):
             draw.ellipse([x - r, y - r, x + r, y + r], fill=(255, 0, 0) if good else None, outline=INK)

@@ -26,8 +26,9 @@ KEYPOINTS = np.array([(.5, .08), (.55, .06), (.45, .06), (.6, .08), (.4, .08), (
                       (.4, .95)])
 
 
-def make_bundle(path: Path) -> Path:
-    """Both stages of the tiny model, untrained (seeded), NIS threshold 0, 64 px inputs."""
+def make_bundle(path: Path, **model: object) -> Path:
+    """Both stages of the tiny model (``model`` overrides), untrained (seeded), NIS threshold 0,
+    64 px inputs."""
     from model import checkpoint as ckpt_io
     from model.build import build
     from model.bundle import make_bundle as assemble
@@ -37,7 +38,7 @@ def make_bundle(path: Path) -> Path:
     from model.postprocess import PostprocessConfig
     from model.transforms import AugmentConfig
 
-    cfg, space = ModelConfig.model_validate(TINY), for_format("hico-det")
+    cfg, space = ModelConfig.model_validate({**TINY, **model}), for_format("hico-det")
     torch.manual_seed(0)
     cks = []
     for stage in (1, 2):
@@ -115,7 +116,8 @@ def ultralytics_runs(tmp_path_factory, bundle, pose_weights) -> tuple[Path, Path
     figure((128, 96), (50, 5, 90, 90)).save(images / "sub" / "b.png")
     (images / "notes.txt").write_text("not an image: ignored in folders")
     params = root / "params.yaml"
-    params.write_text(yaml.safe_dump({"pose": {"ultralytics": {"imgsz": 64, "conf": 1e-6, "max_det": 3, "workers": 1}}}))
+    ultra = {"imgsz": 64, "conf": 1e-6, "max_det": 3, "workers": 1}
+    params.write_text(yaml.safe_dump({"pose": {"ultralytics": ultra}}))
     out1, out2 = root / "out1", root / "out2"
     summary = run([images], bundle, out1, params, pose_weights=str(pose_weights), attention=True, batch=2)
     run([images], bundle, out2, params, pose_weights=str(pose_weights), attention=True, batch=2)
@@ -259,6 +261,71 @@ def test_discover_makes_ids_unique(tmp_path):
     assert [s.image_id for s in sources] == ["same", "same-2"] and missing == [tmp_path / "nope"]
 
 
+def write_pose_file(kind: str, path: Path, name: str) -> Path:
+    """The persons of ``name`` (one figure in BOX) in the format of ``kind``."""
+    e = pose_entry(name, BOX)
+    if kind == "alphapose-file":
+        path.write_text(json.dumps([e]))
+    elif kind == "coco-file":  # COCO ids: the number ending the file stem
+        path.write_text(json.dumps([{**e, "image_id": 42, "score": 0.9, "bbox": e.pop("box")}]))
+    else:
+        x, y, w, h = e["box"]
+        row = {"image_id": Path(name).stem, "person": 0, "x1": x, "y1": y, "x2": x + w, "y2": y + h, "score": 0.9,
+               "keypoints": np.asarray(e["keypoints"], np.float32), "part_boxes": None, "backend": "test"}
+        tables.write(pd.DataFrame([row]), "persons", path)
+    return path
+
+
+def test_file_backends_agree(tmp_path, bundle):
+    """The same persons given as AlphaPose json, COCO json or a persons table: same triplets."""
+    figure((96, 128), BOX).save(tmp_path / "img_000042.png")
+    found = {}
+    for kind, suffix in (("alphapose-file", "json"), ("coco-file", "json"), ("persons-table", "parquet")):
+        pose = write_pose_file(kind, tmp_path / f"{kind}.{suffix}", "img_000042.png")
+        out = tmp_path / kind
+        summary = run([tmp_path / "img_000042.png"], bundle, out, pose_backend=kind, pose_file=pose)
+        assert summary["ok"] == 1 and summary["persons"] == 1
+        found[kind] = _boxes(out, "img_000042")
+    np.testing.assert_array_equal(found["alphapose-file"], found["coco-file"])
+    np.testing.assert_array_equal(found["alphapose-file"], found["persons-table"])
+
+
+@pytest.mark.parametrize("ablation", ["intuitive", "no_parts"])
+def test_attention_figure_for_other_schemes(tmp_path, ablation):
+    """Six-pass schemes (attention per part pass, no filtering) and the instance-level model."""
+    bundle = make_bundle(tmp_path / "b.pt", ablation=ablation)
+    figure((96, 128), BOX).save(tmp_path / "one.png")
+    pose = write_pose_file("alphapose-file", tmp_path / "pose.json", "one.png")
+    summary = run([tmp_path / "one.png"], bundle, tmp_path / "out", pose_backend="alphapose-file", pose_file=pose,
+                  attention=True)
+    assert summary["with_detections"] == 1
+    with Image.open(tmp_path / "out" / "attention" / "one.png") as im:
+        assert im.width > 1000
+
+
+def test_device_choice_is_checked():
+    assert predict.resolve_device("cpu").type == "cpu"
+    if not torch.cuda.is_available():
+        with pytest.raises(predict.UserError, match="CUDA is not available"):
+            predict.resolve_device("cuda")
+    with pytest.raises(predict.UserError, match="expected auto, cpu"):
+        predict.resolve_device("tpu")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_matches_cpu(tmp_path, bundle):
+    figure((96, 128), BOX).save(tmp_path / "one.png")
+    pose = write_pose_file("alphapose-file", tmp_path / "pose.json", "one.png")
+    found = {}
+    for device in ("cpu", "cuda"):
+        out = tmp_path / device
+        predict.run([tmp_path / "one.png"], bundle, out, predict.PredictOptions(
+            device=device, pose_backend="alphapose-file", pose_file=pose, attention=True), None)
+        found[device] = _boxes(out, "one")
+        assert (out / "attention" / "one.png").exists()
+    np.testing.assert_allclose(found["cuda"], found["cpu"], rtol=1e-3, atol=1e-2)
+
+
 # ----------------------------------------------------------------------------- CLI
 
 
@@ -271,7 +338,8 @@ def test_cli_predict_and_its_errors(tmp_path, bundle):
     pose.write_text(json.dumps([pose_entry("one.png", BOX)]))
     runner = CliRunner()
     args = ["predict", str(img), "--checkpoint", str(bundle), "--out", str(tmp_path / "out"), "--device", "cpu",
-            "--pose-backend", "alphapose-file", "--pose-file", str(pose), "--top", "3", "--params", str(tmp_path / "none.yaml")]
+            "--pose-backend", "alphapose-file", "--pose-file", str(pose), "--top", "3",
+            "--params", str(tmp_path / "none.yaml")]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert (tmp_path / "out" / "images" / "one.png").exists()
@@ -279,5 +347,5 @@ def test_cli_predict_and_its_errors(tmp_path, bundle):
     assert bad.exit_code == 2 and "bundle not found" in bad.output
     nothing = runner.invoke(app, ["predict", str(tmp_path / "empty_dir"), "--checkpoint", str(bundle)])
     assert nothing.exit_code == 2 and "no image files" in nothing.output
-    no_file = runner.invoke(app, [*args[:9], "--pose-backend", "coco-file"])
+    no_file = runner.invoke(app, [*args[:8], "--pose-backend", "coco-file"])
     assert no_file.exit_code == 2 and "--pose-file" in no_file.output
