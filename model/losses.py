@@ -3,7 +3,6 @@ each returns per-element losses that the criterion sums and divides by a batch-w
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 

@@ -16,14 +16,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader
 
 from model import checkpoint as ckpt_io
-from model.bundle import make_bundle, network, save_bundle
-from model.collate import Collate
-from model.data import HOIDataset, build_records
+from model.bundle import make_bundle, save_bundle
 from model.label_space import LabelSpace
-from model.transforms import AugmentConfig, make_transforms
 from pipeline import params as P
 from pipeline import tables
 from pipeline.errors import UserError
@@ -31,34 +27,22 @@ from pipeline.errors import UserError
 VAL_SPLIT = "val"  # name given to the carved validation images for the tuning call
 
 
-@torch.no_grad()
-def validation_candidates(ck1: dict, ck2: dict, processed: Path, device: torch.device, batch_size: int = 8):
+def validation_candidates(ck1: dict, ck2: dict, processed: Path, device: torch.device):
     """Post-processing candidates (before NIS) of both networks on the validation images,
     and the tables the tuning needs (images relabelled: validation images -> split 'val')."""
     from model.postprocess import OutputSpace, build_candidates, concat_candidates
+    from pipeline.evaluate import run_networks
 
     val_ids = list(ck1.get("val_image_ids") or [])
     if not val_ids:
         raise UserError("models/stage1.pt has no validation images (train.val_fraction = 0): cannot choose tau")
-    space = LabelSpace.from_dict(ck1["labels"])
+    space = OutputSpace.of(LabelSpace.from_dict(ck1["labels"]))
     t = {n: tables.read(processed / f"{n}.parquet", n) for n in ("images", "instances", "pairs", "parts")}
-    recs, _ = build_records(Path(ck1["dataset"]["root"]), t["images"], t["instances"], t["pairs"], t["parts"],
-                            space, val_ids)
-    aug = AugmentConfig.model_validate(ck2["train_config"]["augment"])
-    mcfg = ck1["model_config"]
-    loader = DataLoader(HOIDataset(recs, make_transforms(aug, train=False)), batch_size=batch_size,
-                        collate_fn=Collate(mcfg.get("stride", 32), mcfg.get("mask_rule", "touch")))
-    net1, net2 = network(ck1).to(device), network(ck2).to(device)
-    out_space = OutputSpace.of(space)
-    parts = []
-    for batch in loader:
-        batch = batch.to(device)
-        o1 = net1(batch.images, batch.pixel_mask, batch.part_masks)
-        o2 = net2(batch.images, batch.pixel_mask, batch.part_masks)
-        sizes = torch.stack([tg["orig_size"] for tg in batch.targets])
-        parts.append(build_candidates(o2, o1, sizes, [tg["image_id"] for tg in batch.targets], out_space))
+    root = Path(ck1["dataset"]["root"])
+    parts = [build_candidates(o2, o1, sizes, ids, space)
+             for o1, o2, sizes, ids in run_networks({"stage1": ck1, "stage2": ck2}, t, val_ids, root, device)]
     images = t["images"].assign(split=np.where(t["images"]["image_id"].isin(val_ids), VAL_SPLIT, t["images"]["split"]))
-    return concat_candidates(parts), out_space, images, t
+    return concat_candidates(parts), space, images, t
 
 
 def choose_tau(ck1: dict, ck2: dict, processed: Path, post_cfg, device: torch.device) -> dict:

@@ -87,7 +87,7 @@ class TrainConfig(P.Section):
     log_every: int = Field(10, ge=1)
     amp: bool = True  # CUDA only
     device: str = "auto"  # auto | cpu | cuda
-    num_workers: int = Field(1, ge=0)
+    num_workers: int = Field(0, ge=0)
     threads: int | None = Field(None, ge=1)  # torch CPU threads; None = torch's default
     find_unused_parameters: bool = False
     progress: bool = True

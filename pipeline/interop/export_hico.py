@@ -115,33 +115,46 @@ def export(frame: pd.DataFrame, image_ids: list[str], out_dir: Path, cap: int = 
 def read_mats(mat_dir: Path, image_ids: list[str], shift: str = "none") -> pd.DataFrame:
     """The inverse: every detection of the 80 files as ``predictions`` rows (``shift`` undone;
     rounding cannot be)."""
+    hoi_parts, col_parts, value_parts = [], [], []
+    for k, (_, hois) in enumerate(object_blocks(), start=1):
+        flat = _load_cells(mat_dir / f"detections_{k:02d}.mat", (len(hois), len(image_ids)))
+        sizes = np.fromiter((c.size // 9 for c in flat), dtype=np.int64, count=len(flat))
+        filled = np.flatnonzero(sizes)
+        if len(filled):
+            value_parts.append(np.concatenate([np.asarray(flat[i], dtype=np.float64).reshape(-1, 9) for i in filled]))
+            cell = np.repeat(filled, sizes[filled])
+            hoi_parts.append(hois[0] + cell // len(image_ids))
+            col_parts.append(cell % len(image_ids))
+    m = np.concatenate(value_parts) if value_parts else np.zeros((0, 9))
+    m[:, :8] -= SHIFTS[shift]  # the boxes only; column 8 is the score
+    hoi = np.concatenate(hoi_parts) if hoi_parts else np.zeros(0, dtype=np.int64)
+    col = np.concatenate(col_parts) if col_parts else np.zeros(0, dtype=np.int64)
+    lab = labels.hico()
+    verb_of = np.zeros(max(lab.hoi_verb) + 1, dtype=np.int32)
+    object_of = np.zeros_like(verb_of)
+    for h, v in lab.hoi_verb.items():
+        verb_of[h], object_of[h] = v, lab.hoi_object[h]
+    return preds.conform({
+        "image_id": np.asarray(image_ids, dtype=object)[col], "query": preds.nullable_int(col, np.zeros(len(col), dtype=bool)),  # the files keep no query index
+        **{c: m[:, i].astype(np.float32) for i, c in enumerate((*preds.HUMAN, *preds.OBJECT))},
+        "category_id": object_of[hoi], "verb_id": verb_of[hoi], "hoi_id": hoi.astype(np.int32),
+        "score": m[:, 8].astype(np.float32),
+    })
+
+
+def _load_cells(path: Path, shape: tuple[int, int]) -> np.ndarray:
+    """The ``all_boxes`` cells of one file, flattened row-major (HOI-major)."""
     from scipy.io import loadmat
 
-    lab = labels.hico()
-    parts = []
-    for k, (coco_id, hois) in enumerate(object_blocks(), start=1):
-        path = mat_dir / f"detections_{k:02d}.mat"
-        if not path.exists():
-            raise UserError(f"{path}: file not found (expected detections_01.mat .. detections_80.mat)")
+    if not path.exists():
+        raise UserError(f"{path}: file not found (expected detections_01.mat .. detections_80.mat)")
+    try:
         all_boxes = loadmat(str(path))["all_boxes"]
-        if all_boxes.shape != (len(hois), len(image_ids)):
-            raise UserError(f"{path}: all_boxes is {all_boxes.shape}, expected ({len(hois)}, {len(image_ids)})")
-        for (i, j), cell in np.ndenumerate(all_boxes):
-            if cell.size:
-                m = np.asarray(cell, dtype=np.float64).reshape(-1, 9)
-                parts.append(pd.DataFrame({"hoi_id": hois[i], "image_id": image_ids[j], "v": list(m)}))
-    if not parts:
-        return preds.conform({"image_id": np.array([], dtype=object)})
-    got = pd.concat(parts, ignore_index=True)
-    m = np.stack(got["v"].to_numpy())
-    m[:, :8] -= SHIFTS[shift]  # the boxes only; column 8 is the score
-    hoi = got["hoi_id"].to_numpy(np.int64)
-    columns = {"image_id": got["image_id"].to_numpy(object), "query": pd.array([None] * len(got), dtype="Int32"),
-               **{c: m[:, i].astype(np.float32) for i, c in enumerate((*preds.HUMAN, *preds.OBJECT))},
-               "category_id": np.array([lab.hoi_object[h] for h in hoi], dtype=np.int32),
-               "verb_id": np.array([lab.hoi_verb[h] for h in hoi], dtype=np.int32),
-               "hoi_id": hoi.astype(np.int32), "score": m[:, 8].astype(np.float32)}
-    return preds.conform(columns)
+    except (OSError, ValueError, KeyError) as exc:
+        raise UserError(f"{path}: not a detections file with an all_boxes cell array ({exc})") from None
+    if all_boxes.shape != shape:
+        raise UserError(f"{path}: all_boxes is {all_boxes.shape}, expected {shape} (HOIs x test images)")
+    return all_boxes.ravel()
 
 
 def run(predictions_path: Path, image_ids: list[str], out_dir: Path, cap: int = DEFAULT_CAP,

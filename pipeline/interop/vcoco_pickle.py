@@ -75,14 +75,13 @@ def to_detections(frame: pd.DataFrame) -> list[dict]:
     role_values = np.concatenate([roles, scores[:, :, None]], axis=2).tolist()  # [P][29][5]
     image_keys = [number(i) for i in heads["image_id"]]
     person = heads[list(preds.HUMAN)].to_numpy(np.float64).tolist()
-    agents = {a: v.tolist() for a, v in agent.items()}
+    agents = [(f"{a}_agent", v.tolist()) for a, v in agent.items()]
+    role_keys = [(f"{a}_{r}", classes.index((a, r))) for a, rs in vc.action_roles.items() for r in rs[1:]]
     out = []
     for p in range(len(heads)):
         det = {"image_id": image_keys[p], "person_box": person[p]}
-        for action, action_roles in vc.action_roles.items():
-            det[f"{action}_agent"] = agents[action][p]
-            for r in action_roles[1:]:
-                det[f"{action}_{r}"] = role_values[p][classes.index((action, r))]
+        det.update((key, values[p]) for key, values in agents)
+        det.update((key, role_values[p][c]) for key, c in role_keys)
         out.append(det)
     return out
 
