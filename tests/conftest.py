@@ -20,3 +20,19 @@ try:
     torch.set_num_threads(1)
 except ImportError:  # pragma: no cover - torch is a hard dependency, but keep collection alive
     pass
+
+
+def save_random_pose_weights(folder: Path) -> Path:
+    """A yolo11n-pose model with random, seeded weights saved under ``folder`` (no download)."""
+    from model.torchvision_fallback import ensure_torchvision
+    from pipeline.pose_backends import yolo
+
+    yolo.set_ultralytics_env()
+    ensure_torchvision()
+    import torch
+    from ultralytics import YOLO
+
+    torch.manual_seed(0)
+    path = folder / "random-pose.pt"
+    YOLO("yolo11n-pose.yaml").save(path)
+    return path

@@ -3,6 +3,8 @@ schema, resuming after an interruption, torchrun-style rank sharding, stale and 
 
 from __future__ import annotations
 
+from tests.conftest import save_random_pose_weights
+
 from collections import Counter
 from pathlib import Path
 
@@ -21,17 +23,7 @@ SIZES = [(160, 120), (120, 160), (200, 150), (96, 96), (150, 100)]  # (width, he
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory) -> Path:
     """A yolo11n-pose model with random (fixed) weights, saved once so every run uses the same."""
-    yolo.set_ultralytics_env()
-    from model.torchvision_fallback import ensure_torchvision
-
-    ensure_torchvision()
-    import torch
-    from ultralytics import YOLO
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("weights") / "random-pose.pt"
-    YOLO("yolo11n-pose.yaml").save(path)
-    return path
+    return save_random_pose_weights(tmp_path_factory.mktemp("weights"))
 
 
 @pytest.fixture(scope="module")

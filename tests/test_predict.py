@@ -5,6 +5,8 @@ images, EXIF-rotated photos, huge images, an image without a person, a missing p
 
 from __future__ import annotations
 
+from tests.conftest import save_random_pose_weights
+
 import json
 from pathlib import Path
 
@@ -92,18 +94,7 @@ def run(inputs, bundle: Path, out: Path, params: Path | None = None, **options) 
 @pytest.fixture(scope="module")
 def pose_weights(tmp_path_factory) -> Path:
     """yolo11n-pose with random (fixed) weights: it 'finds' persons at a tiny threshold."""
-    from pipeline.pose_backends import yolo
-
-    yolo.set_ultralytics_env()
-    from model.torchvision_fallback import ensure_torchvision
-
-    ensure_torchvision()
-    from ultralytics import YOLO
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("weights") / "random-pose.pt"
-    YOLO("yolo11n-pose.yaml").save(path)
-    return path
+    return save_random_pose_weights(tmp_path_factory.mktemp("weights"))
 
 
 @pytest.fixture(scope="module")
