@@ -392,6 +392,35 @@ def data_import_preds(
     import_preds.run(format.value, source, out, dataset.value, ids, names, hoi_category, object_ids, shift.value)
 
 
+weights_app = typer.Typer(
+    help="Initial weights from public checkpoints: COCO DETR-R50 -> model.pretrained (README, 'Real data').",
+    no_args_is_help=True,
+)
+app.add_typer(weights_app, name="weights")
+
+
+@weights_app.command("import-detr")
+@user_errors
+def weights_import_detr(
+    checkpoint: Annotated[Path, typer.Argument(help="DETR checkpoint, e.g. models/pretrained/detr-r50-e632da11.pth (data fetch detr-r50-e632da11.pth).")],
+    out: Annotated[Path | None, typer.Option(help="Converted weights to write, then model.pretrained (default models/pretrained/detr-r50-bpm-FORMAT.pt, FORMAT = dataset.format).")] = None,
+    report: Annotated[Path, typer.Option(help="JSON report: loaded / skipped (with reasons) / initialised tensors per stage and module.")] = Path("reports/import_detr.json"),
+    verify: Annotated[bool, typer.Option("--verify/--no-verify", help="Check the file's SHA-256 first; --no-verify for other DETR-style checkpoints (reported as skipped).")] = True,
+    sha256: Annotated[str | None, typer.Option("--sha256", help="Expected SHA-256 (64 hex digits) of another checkpoint; default: the catalog's DETR-R50 digest.")] = None,
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """COCO DETR-R50 checkpoint -> both stages' initial weights (params: model, dataset, seed).
+
+    Verifies the checksum (data/labels/checksums.json) before anything else, reads the file
+    with weights-only loading, maps it onto the stage-1 and stage-2 networks of the params as
+    QPIC/CDN do (backbone, input projection, encoder, decoder -> box and verb decoders, first
+    N_q queries, bbox head -> human and object heads, class rows of the HOI objects) and writes
+    the mapped tensors atomically to OUT, usable as model.pretrained, with REPORT."""
+    from pipeline.interop import detr_weights
+
+    detr_weights.run(checkpoint, out, report, params, sha256, skip_verify=not verify)
+
+
 class PredictPose(str, Enum):
     ultralytics = "ultralytics"
     alphapose_file = "alphapose-file"
@@ -454,21 +483,32 @@ def evaluate(
     params: ParamsOpt = Path("params.yaml"),
     bundle: Annotated[Path, typer.Option(help="Inference bundle (both stages + NIS settings).")] = Path("models/bundle.pt"),
     data: Annotated[Path, typer.Option(help="Folder of the parquet tables.")] = Path("data/processed"),
-    out: Annotated[Path, typer.Option(help="Folder for predictions, curves and the text report.")] = Path("reports/evaluate"),
-    metrics: Annotated[Path, typer.Option(help="Metrics JSON (DVC metrics).")] = Path("reports/metrics.json"),
+    out: Annotated[Path | None, typer.Option(help="Folder for predictions, curves and the text report (default reports/evaluate; with --predictions / --pair-predictions reports/evaluate-imported).")] = None,
+    metrics: Annotated[Path, typer.Option(help="Metrics JSON (DVC metrics); with --predictions / --pair-predictions only read, for the side-by-side table.")] = Path("reports/metrics.json"),
+    predictions: Annotated[Path | None, typer.Option("--predictions", help="Score this predictions table (e.g. from 'data import-preds') instead of running the bundle.")] = None,
+    pair_predictions: Annotated[Path | None, typer.Option("--pair-predictions", help="Pair predictions table ranked by the interactiveness AP (alone: interactiveness AP only).")] = None,
 ) -> None:
-    """Run the bundle on every image of the evaluated split and score it.
+    """Run the bundle on every image of the evaluated split and score it; or, with
+    --predictions / --pair-predictions, score another method's files the same way.
 
     Inputs: BUNDLE, the images/instances/pairs/parts tables (and scenes.parquet for the
     per-split interactiveness APs). Outputs: OUT/predictions.parquet (after NIS, pair NMS and
     the per-image cap), OUT/pair_predictions.parquet (every stage-1 pair), OUT/curves/*.csv
     (PR curves, DVC plots), OUT/report.txt and METRICS (HICO-DET mAP Default/Known Object,
     V-COCO role AP, interactiveness AP overall, per scene split and per body part).
+    With --predictions / --pair-predictions (tables in the pipeline/tables.py schemas) the
+    bundle is not used and the stage's outputs are untouched: OUT/metrics.json, OUT/report.txt,
+    OUT/curves/ and, when METRICS exists, OUT/comparison.csv plus a side-by-side table.
     Params: dataset, evaluate.
     """
-    from pipeline import evaluate as stage
+    if predictions is None and pair_predictions is None:
+        from pipeline import evaluate as stage
 
-    stage.run(params, bundle, data, out, metrics)
+        stage.run(params, bundle, data, out or Path("reports/evaluate"), metrics)
+        return
+    from pipeline import evaluate_imported
+
+    evaluate_imported.run(params, predictions, pair_predictions, data, out or evaluate_imported.DEFAULT_OUT, metrics)
 
 
 def main() -> None:

@@ -14,7 +14,10 @@ V-COCO pairs without an object are left out of the object box losses.
 
 Every sum is divided by a count taken over the whole global batch (all-reduced under DDP and
 divided by the world size, as DETR does), so that DDP's gradient averaging reproduces the
-gradient of a single process that sees the same global batch.
+gradient of a single process that sees the same global batch. The counts depend on the targets
+and the number of queries only (the matcher assigns min(Q, T) pairs per image), so that with
+gradient accumulation the engine computes them once for all micro-batches of an optimiser step
+(:meth:`SetCriterion.normalisers`) and the summed gradients equal those of one large batch.
 """
 
 from __future__ import annotations
@@ -85,9 +88,13 @@ class SetCriterion(nn.Module):
         self.register_buffer("class_weight", class_weight, persistent=False)
 
     # ------------------------------------------------------------------ public
-    def forward(self, outputs: dict, targets: list[dict[str, Tensor]]) -> dict[str, Tensor]:
+    def forward(self, outputs: dict, targets: list[dict[str, Tensor]],
+                norm: dict[str, Tensor] | None = None) -> dict[str, Tensor]:
+        """Losses of one (micro-)batch. ``norm``: the counts to divide by (:meth:`normalisers`
+        of every image of the optimiser step); None = this batch's own."""
         indices = self.matcher(outputs, targets)
-        norm = self._normalisers(outputs, targets, indices)
+        if norm is None:
+            norm = self.normalisers(targets, outputs["pred_obj_logits"].shape[1], outputs["pred_obj_logits"].device)
         losses = self._detection(outputs, targets, indices, norm)
         if self.stage == 1:
             losses.update(self._interactiveness(outputs, targets, indices, norm))
@@ -113,17 +120,20 @@ class SetCriterion(nn.Module):
         return sum(self.weight(k) * v for k, v in losses.items())
 
     # ------------------------------------------------------------------ parts
-    def _normalisers(self, outputs: dict, targets: list[dict[str, Tensor]], indices: Indices) -> dict[str, Tensor]:
-        """Batch-wide counts the loss sums are divided by (the same for every decoder layer)."""
-        B, Q = outputs["pred_obj_logits"].shape[:2]
-        matched = sum(len(q) for q, _ in indices)
-        n_pairs = sum(len(t["obj_labels"]) for t in targets)
+    def normalisers(self, targets: list[dict[str, Tensor]], num_queries: int,
+                    device: torch.device) -> dict[str, Tensor]:
+        """Global counts the loss sums are divided by (the same for every decoder layer), from
+        ``targets`` (every image this rank contributes to the step) and the number of queries:
+        pairs, pairs with an object, the CE class-weight sum, queries and positives (of all
+        targets, as DETR counts every target box). A collective under DDP."""
+        sizes = [len(t["obj_labels"]) for t in targets]
+        queries = len(targets) * num_queries
+        matched = sum(min(num_queries, n) for n in sizes)  # what the Hungarian matcher assigns
         n_obj = sum(float(t["has_obj"].sum()) for t in targets)
         pos_key = "interactive" if self.stage == 1 else "verbs"
-        n_pos = float(_gather(targets, pos_key, indices).sum()) if matched else 0.0
-        ce = self.w.eos_coef * (B * Q - matched) + matched  # sum of the CE class weights
-        dev = outputs["pred_obj_logits"].device
-        c = _global_counts([n_pairs, n_obj, ce, B * Q, n_pos], dev)
+        n_pos = sum(float(t[pos_key].sum()) for t in targets)
+        ce = self.w.eos_coef * (queries - matched) + matched  # sum of the CE class weights
+        c = _global_counts([sum(sizes), n_obj, ce, queries, n_pos], device)
         return {"pairs": c[0].clamp(min=1), "obj_pairs": c[1].clamp(min=1), "ce": c[2].clamp(min=1e-6),
                 "queries": c[3].clamp(min=1), "pos": c[4].clamp(min=1)}
 

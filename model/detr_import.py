@@ -10,7 +10,9 @@ Name mapping (DETR -> ours):
 - ``class_embed`` [92, C] -> ``detector.obj_class_embed``: rows of the HOI objects' COCO ids
   (ascending) then DETR's no-object row 91; extra model classes (V-COCO's 81st) keep their init.
 Already converted QPIC/CDN files (``obj_class_embed``, ``sub_bbox_embed``, ``verb_class_embed``,
-``transformer.interaction_decoder``) load too. Everything else keeps its initialisation.
+``transformer.interaction_decoder``) load too, and so do files already in our names (written by
+``cli.py weights import-detr``), name for name and shape for shape. Everything else keeps its
+initialisation.
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ PREFIXES = (
     ("obj_class_embed.", ("detector.obj_class_embed.",)),
     ("verb_class_embed.", ("verb.verb_class_embed.",)),
 )
+# our stage-specific modules: in a file written for both stages, the other stage's are skipped
+OTHER_STAGE = ("interactiveness.", "verb.")
 
 
 @dataclass
@@ -97,6 +101,10 @@ def convert(
 
 
 def _target_names(key: str, target: dict[str, Tensor]) -> tuple[list[str], str]:
+    if key in target:  # already our name (weights import-detr); DETR's names never are
+        return [key], ""
+    if key.startswith(OTHER_STAGE):
+        return [], "a module of the other stage's network"
     if key == "query_embed.weight":
         name = "detector.query_embed.weight"
         return ([name], "") if name in target else ([], "anchor-box queries have no query embeddings")
@@ -118,6 +126,8 @@ def _fit(key: str, value: Tensor, current: Tensor, coco_ids: Sequence[int]) -> t
     if key.startswith("class_embed.") and value.shape[0] == DETR_NO_OBJECT + 1:
         if current.shape[0] < len(coco_ids) + 1:
             return None, f"{current.shape[0] - 1} object classes, fewer than {len(coco_ids)}"
+        if value.shape[1:] != current.shape[1:]:
+            return None, f"class head {tuple(value.shape)} cannot give {tuple(current.shape)}"
         out = current.clone()
         out[: len(coco_ids)] = value[list(coco_ids)]
         out[-1] = value[DETR_NO_OBJECT]

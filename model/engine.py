@@ -1,19 +1,26 @@
 """The training loop of both stages: AdamW with a backbone learning-rate group, linear warm-up,
-one step drop, gradient clipping, AMP on CUDA only, torchrun DDP, validation on a split carved
-from the training set with model selection, dvclive logging, exact resume.
+one step drop, gradient clipping, AMP on CUDA only, torchrun DDP, gradient accumulation,
+validation on a split carved from the training set with model selection, dvclive logging, exact
+resume.
 
 The schedule is counted in iterations (optimizer steps of one global batch); an "epoch" is one
-draw of the weighted sampler (``epoch_size`` samples). A run interrupted after a checkpoint and
-resumed with ``resume=True`` ends with the same weights as an uninterrupted one: the data of a
-step is a function of (seed, iteration) only (see model/sampler.py), and the checkpoint holds
-optimiser, scheduler, scaler and every RNG state.
+draw of the weighted sampler (``epoch_size`` samples). With ``accumulate`` = A, each of the K
+processes runs A micro-batches of batch_size / (K x A) images per iteration and sums their
+gradients (DDP all-reduces them only after the last one); the losses of every micro-batch are
+divided by counts taken over the whole step (model/criterion.py), so the step equals one step on
+the global batch.
+
+A run interrupted after a checkpoint and resumed with ``resume=True`` ends with the same weights
+as an uninterrupted one: the data of a step is a function of (seed, iteration) only (see
+model/sampler.py), and the checkpoint holds optimiser, scheduler, scaler and every RNG state.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
@@ -33,8 +40,10 @@ from model.train_log import TrainLog
 from pipeline.errors import UserError
 
 Validate = Callable[[nn.Module, DataLoader, torch.device], dict[str, float]]
-# settings that may change between an interrupted run and its resumption
-RESUME_FREE = frozenset({"num_workers", "log_every", "threads", "progress", "device"})
+# settings that may change between an interrupted run and its resumption; ``accumulate`` only
+# splits the same global batch differently (like the number of processes, which changes with it
+# when a run moves to fewer GPUs): the samples and the schedule stay, float rounding may differ
+RESUME_FREE = frozenset({"num_workers", "log_every", "threads", "progress", "device", "accumulate"})
 
 
 class NonFiniteLoss(UserError):
@@ -49,6 +58,7 @@ class LoopConfig:
     lr_drop: int  # iteration at which every learning rate is multiplied by 0.1
     epoch_size: int  # samples per sampler epoch (a multiple of batch_size)
     batch_size: int = 16  # global batch (per rank: batch_size / world size)
+    accumulate: int = 1  # micro-batches per step and rank, of batch_size / (world size x accumulate) images
     warmup: int = 50
     lr: float = 1e-4
     lr_backbone: float = 1e-5
@@ -93,6 +103,23 @@ def lr_factor(it: int, warmup: int, drop: int) -> float:
     return min(1.0, (it + 1) / max(warmup, 1)) * (0.1 if it >= drop else 1.0)
 
 
+def micro_batch_size(batch_size: int, world_size: int, accumulate: int) -> int:
+    """Images per forward pass on one process: the global batch split over ``world_size``
+    processes and ``accumulate`` micro-batches; a one-line error when it does not divide."""
+    if accumulate < 1 or batch_size % (world_size * accumulate):
+        raise UserError(f"train.batch_size {batch_size} is not divisible by {world_size} processes x "
+                        f"train.accumulate {accumulate} micro-batches; set accumulate to a divisor of "
+                        f"batch_size / processes")
+    return batch_size // (world_size * accumulate)
+
+
+def grouped(items: Iterable, n: int) -> Iterator[list]:
+    """Consecutive groups of ``n`` items; an incomplete tail is dropped (the epoch divides)."""
+    it = iter(items)
+    while len(group := list(itertools.islice(it, n))) == n:
+        yield group
+
+
 def make_optimizer(net: nn.Module, cfg: LoopConfig) -> torch.optim.AdamW:
     """AdamW with two groups: parameters whose name contains ``backbone`` at ``lr_backbone``
     (as DETR), all other trainable ones at ``lr``."""
@@ -124,10 +151,10 @@ class Trainer:
         self.opt = make_optimizer(self.net, cfg)
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, partial(lr_factor, warmup=cfg.warmup, drop=cfg.lr_drop))
         self.amp_dtype, self.scaler = amp_settings(cfg, ctx.device)
-        if cfg.batch_size % ctx.world_size or cfg.epoch_size % cfg.batch_size:
-            raise UserError(f"train.batch_size {cfg.batch_size} must divide among {ctx.world_size} processes "
-                            f"and the epoch size {cfg.epoch_size}")
-        self.per_rank = cfg.batch_size // ctx.world_size
+        if cfg.epoch_size % cfg.batch_size:
+            raise UserError(f"train.batch_size {cfg.batch_size} must divide the epoch size {cfg.epoch_size}")
+        self.micro = micro_batch_size(cfg.batch_size, ctx.world_size, cfg.accumulate)
+        self.per_rank = cfg.batch_size // ctx.world_size  # samples per step and rank
         self.sampler = WeightedEpochSampler(run.weights, cfg.epoch_size, cfg.seed, ctx.rank, ctx.world_size)
         self.state = State()
 
@@ -184,23 +211,51 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast(device_type="cuda", dtype=self.amp_dtype)
 
-    def step(self, model: nn.Module, batch: Batch) -> dict[str, float]:
-        """One optimiser step on one (per-rank) batch; returns the rank-averaged losses."""
+    def _no_sync(self, model: nn.Module, last: bool):
+        """DDP all-reduces gradients in every backward pass; before the last micro-batch of a
+        step that traffic is wasted, so it is skipped (forward included, as DDP requires)."""
+        if last or not isinstance(model, DistributedDataParallel):
+            return contextlib.nullcontext()
+        return model.no_sync()
+
+    def _backward(self, model: nn.Module, batch: Batch, targets: list[dict],
+                  norm: dict[str, torch.Tensor] | None) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """Forward and backward of one micro-batch, adding to the gradients. ``targets``: every
+        image of the step on this rank (CPU), for the loss normalisers when ``norm`` is None.
+        Returns (its detached losses, the normalisers used)."""
         batch = batch.to(self.ctx.device)
         with self._autocast():
             outputs = model(batch.images, batch.pixel_mask, batch.part_masks)
-        losses = self.criterion(outputs, batch.targets)
+        if norm is None:
+            queries = outputs["pred_obj_logits"].shape[1]
+            norm = self.criterion.normalisers(targets, queries, self.ctx.device)
+        losses = self.criterion(outputs, batch.targets, norm)
         total = self.criterion.total(losses)
-        names = ["loss", *losses]
-        values = all_mean(torch.stack([total.detach(), *[v.detach() for v in losses.values()]]).float())
-        if not torch.isfinite(values).all():
-            self._non_finite(dict(zip(names, values.tolist())))
+        (self.scaler.scale(total) if self.scaler is not None else total).backward()
+        return {"loss": total.detach(), **{k: v.detach() for k, v in losses.items()}}, norm
+
+    def step(self, model: nn.Module, micro: list[Batch]) -> dict[str, float]:
+        """One optimiser step on this rank's ``accumulate`` micro-batches; returns the losses of
+        the whole step, averaged over ranks. Each micro-batch's losses are fractions of the step's
+        (divided by the step's counts), so their sum is the loss of the global batch."""
+        targets = [t for b in micro for t in b.targets]
         self.opt.zero_grad(set_to_none=True)
+        sums: dict[str, torch.Tensor] = {}
+        norm = None
+        for i, batch in enumerate(micro):
+            with self._no_sync(model, last=i == len(micro) - 1):
+                losses, norm = self._backward(model, batch, targets, norm)
+            sums = {k: sums.get(k, 0) + v for k, v in losses.items()}
+        values = all_mean(torch.stack(list(sums.values())).float())
+        if not torch.isfinite(values).all():  # before the step: the weights stay the last good ones
+            self._non_finite(dict(zip(sums, values.tolist())))
+        self._optimise()
+        return dict(zip(sums, values.tolist()))
+
+    def _optimise(self) -> None:
+        """Clip the summed (AMP: unscaled) gradients, step the optimiser and the schedule."""
         if self.scaler is not None:
-            self.scaler.scale(total).backward()
             self.scaler.unscale_(self.opt)
-        else:
-            total.backward()
         if self.cfg.clip_max_norm > 0:
             nn.utils.clip_grad_norm_(self.net.parameters(), self.cfg.clip_max_norm)
         if self.scaler is not None:
@@ -209,7 +264,6 @@ class Trainer:
         else:
             self.opt.step()
         self.sched.step()
-        return dict(zip(names, values.tolist()))
 
     def _non_finite(self, values: dict[str, float]) -> None:
         bad = [k for k, v in values.items() if not np.isfinite(v) and k != "loss"]
@@ -229,7 +283,8 @@ class Trainer:
         """Run the validation metric on rank 0 (with the bare module: no DDP collectives)."""
         if self.run.val_set is None or self.run.validate is None or not self.ctx.is_main:
             return {}
-        loader = DataLoader(self.run.val_set, batch_size=self.per_rank, shuffle=False, generator=self._generator(),
+        # the micro-batch: the size the user's device is known to hold
+        loader = DataLoader(self.run.val_set, batch_size=self.micro, shuffle=False, generator=self._generator(),
                             collate_fn=self.run.collate, num_workers=self.cfg.num_workers)
         self.net.eval()
         try:
@@ -256,7 +311,7 @@ class Trainer:
         return torch.Generator().manual_seed(self.cfg.seed)
 
     def _loader(self) -> DataLoader:
-        return DataLoader(self.run.train_set, batch_size=self.per_rank, sampler=self.sampler,
+        return DataLoader(self.run.train_set, batch_size=self.micro, sampler=self.sampler,
                           collate_fn=self.run.collate, num_workers=self.cfg.num_workers, drop_last=True,
                           generator=self._generator())
 
@@ -293,8 +348,8 @@ class Trainer:
         while self.state.iteration < self.cfg.iterations:
             epoch, b = divmod(self.state.iteration, batches_per_epoch)
             self.sampler.set_epoch(epoch, b * self.per_rank)
-            for batch in loader:
-                losses = self.step(model, batch)
+            for micro in grouped(loader, self.cfg.accumulate):
+                losses = self.step(model, micro)
                 self.state.iteration += 1
                 self._after_step(log, losses)
                 if self.state.iteration >= self.cfg.iterations:

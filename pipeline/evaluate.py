@@ -69,6 +69,13 @@ def predict_split(bundle: dict, t: dict[str, pd.DataFrame], image_ids: list[str]
     return finalize(concat_candidates(cands), space, cfg), pd.concat(pairs, ignore_index=True)
 
 
+def read_tables(processed: Path, names: tuple[str, ...] = TABLES) -> tuple[dict[str, pd.DataFrame], pd.DataFrame | None]:
+    """({name: table} of ``processed/<name>.parquet``, the scenes table or None when absent)."""
+    t = {n: tables.read(processed / f"{n}.parquet", n) for n in names}
+    scenes_path = processed / "scenes.parquet"
+    return t, tables.read(scenes_path, "scenes") if scenes_path.exists() else None
+
+
 def run(params_path: Path, bundle_path: Path = Path("models/bundle.pt"), processed: Path = Path("data/processed"),
         out: Path = Path("reports/evaluate"), metrics_path: Path = Path("reports/metrics.json")) -> dict[str, float]:
     from pipeline.evaluate_core import EvaluateConfig, evaluate
@@ -77,9 +84,7 @@ def run(params_path: Path, bundle_path: Path = Path("models/bundle.pt"), process
     cfg = P.section("evaluate", EvaluateConfig, params_path)
     ds = P.section("dataset", P.DatasetConfig, params_path)
     bundle = load_bundle(bundle_path)
-    t = {n: tables.read(processed / f"{n}.parquet", n) for n in TABLES}
-    scenes_path = processed / "scenes.parquet"
-    scenes = tables.read(scenes_path, "scenes") if scenes_path.exists() else None
+    t, scenes = read_tables(processed, TABLES)
     image_ids = t["images"].loc[t["images"]["split"] == cfg.split, "image_id"].tolist()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     print(f"evaluate: {len(image_ids)} {cfg.split} images, bundle {bundle_path} on {device}")

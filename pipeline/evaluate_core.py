@@ -67,6 +67,18 @@ def evaluate(predictions_df: pd.DataFrame, images_df: pd.DataFrame, instances_df
     return metrics, curves
 
 
+def evaluate_pairs(pair_predictions_df: pd.DataFrame, images_df: pd.DataFrame, instances_df: pd.DataFrame,
+                   pairs_df: pd.DataFrame, scenes_df: pd.DataFrame | None, dataset_format: str,
+                   cfg: EvaluateConfig) -> tuple[dict[str, float], dict[str, pd.DataFrame]]:
+    """Interactiveness AP alone (all, per scene split, per body part) of a ``pair_predictions``
+    table: what a file of ranked pairs without verbs (the paper's ``bst_result_binary.pkl``,
+    imported) can be scored on. Same metric names as :func:`evaluate`."""
+    index = split_image_ids(images_df, cfg.split)
+    metrics = {"n_images": float(len(index)), "n_pair_predictions": float(len(pair_predictions_df))}
+    m, curves = _interactiveness(pair_predictions_df, pairs_df, instances_df, scenes_df, index, dataset_format, cfg)
+    return metrics | m, curves
+
+
 def _hico(pred, pairs_df, instances_df, index, cfg):
     gt = pair_ground_truth(pairs_df, instances_df, index)
     protocol = hico.ROUTES[cfg.hico_route]

@@ -12,6 +12,8 @@ The validation split is carved deterministically from the TRAINING images
 
 Launch: ``python cli.py train --stage 1`` (one process, CPU or one GPU) or
 ``torchrun --nproc_per_node N cli.py train --stage 1`` (DDP; ``batch_size`` is the global batch).
+With fewer devices than the paper's four, ``train.accumulate`` A keeps the global batch: each
+process sums the gradients of A micro-batches of batch_size / (N x A) images per step.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from model.config import ModelConfig
 from model.criterion import LossWeights, build_criterion
 from model.data import HOIDataset, build_records, split_validation
 from model.distributed import init_from_env, shutdown
-from model.engine import LoopConfig, Run, Trainer
+from model.engine import LoopConfig, Run, Trainer, micro_batch_size
 from model.label_space import LabelSpace, for_format
 from model.matcher import MatcherWeights
 from model.sampler import scene_weights
@@ -72,7 +74,8 @@ class TrainConfig(P.Section):
     """The ``train`` params. Defaults = the demo preset (README "Training" lists the paper one)."""
 
     alpha: float = Field(3.0, gt=0)  # sparsity-adaptive sampling: crowded images alpha x as likely
-    batch_size: int = Field(16, ge=1)  # global batch (all processes together)
+    batch_size: int = Field(16, ge=1)  # global batch (all processes together) per optimiser step
+    accumulate: int = Field(1, ge=1)  # micro-batches per step and process, of batch_size / (processes x accumulate)
     lr: float = Field(2e-4, gt=0)
     lr_backbone: float = Field(2e-4, ge=0)
     weight_decay: float = Field(1e-4, ge=0)
@@ -117,9 +120,9 @@ def loop_config(cfg: TrainConfig, stage: int, n_train: int, seed: int) -> LoopCo
     k = per_epoch if sched.unit == "epochs" else 1
     return LoopConfig(
         iterations=sched.length * k, lr_drop=sched.lr_drop * k, epoch_size=epoch_size,
-        batch_size=cfg.batch_size, warmup=cfg.warmup, lr=cfg.lr, lr_backbone=cfg.lr_backbone,
-        weight_decay=cfg.weight_decay, clip_max_norm=cfg.clip_max_norm, amp=cfg.amp, seed=seed,
-        num_workers=cfg.num_workers, val_every=cfg.val_every or per_epoch,
+        batch_size=cfg.batch_size, accumulate=cfg.accumulate, warmup=cfg.warmup, lr=cfg.lr,
+        lr_backbone=cfg.lr_backbone, weight_decay=cfg.weight_decay, clip_max_norm=cfg.clip_max_norm,
+        amp=cfg.amp, seed=seed, num_workers=cfg.num_workers, val_every=cfg.val_every or per_epoch,
         checkpoint_every=cfg.checkpoint_every or per_epoch, log_every=cfg.log_every,
         metric="int_ap" if stage == 1 else "hoi_map", find_unused_parameters=cfg.find_unused_parameters,
         progress=cfg.progress,
@@ -186,6 +189,7 @@ def run(params_path: Path, stage: int, resume: bool = False, processed: Path = P
 def _run(cfg, mcfg, ds, seed, ctx, stage, resume, processed, models, reports) -> dict:
     from model.build import build
 
+    micro = micro_batch_size(cfg.batch_size, ctx.world_size, cfg.accumulate)  # fail before reading data
     space = for_format(ds.format)
     train_set, val_set, weights, counts = datasets(cfg, ds, space, processed, seed)
     torch.manual_seed(seed)  # the same initial weights on every rank
@@ -204,7 +208,8 @@ def _run(cfg, mcfg, ds, seed, ctx, stage, resume, processed, models, reports) ->
     if ctx.is_main:
         print(f"train stage {stage}: {counts['train_images']} training images ({counts['upweighted_share']:.0%} "
               f"drawn alpha = {cfg.alpha} x as often), {counts['val_images']} validation images, {counts['dropped_pairs']} degenerate pairs "
-              f"skipped; {loop.iterations} iterations of {loop.batch_size} on {ctx.world_size} x {ctx.device}; {note}")
+              f"skipped; {loop.iterations} iterations of {loop.batch_size} on {ctx.world_size} x {ctx.device} "
+              f"({loop.accumulate} micro-batch(es) of {micro} per process); {note}")
     summary = Trainer(run_, loop, ctx).fit(resume=resume)
     summary.update(counts={k: v for k, v in counts.items() if k != "val_image_ids"}, stage=stage)
     if ctx.is_main:

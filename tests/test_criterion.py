@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
 from model.criterion import LossWeights, SetCriterion
@@ -130,3 +131,18 @@ def test_empty_targets_give_finite_losses():
     losses = _crit()(_outputs(), [t])
     assert all(torch.isfinite(v) for v in losses.values())
     assert losses["loss_sub_bbox"].item() == 0.0
+
+
+@pytest.mark.parametrize("stage", [1, 2])
+def test_micro_batches_divided_by_the_steps_counts_add_up_to_the_whole_batch(stage):
+    """Gradient accumulation: every micro-batch's losses use the counts of the whole step, so
+    their sum is the loss of the whole batch (and so are the gradients)."""
+    crit = _crit(stage)
+    a, b = _outputs(stage), _outputs(stage, n_match=2)
+    ta = _target()
+    tb = _target(has_obj=(True, False), interactive=(1.0, 0.0), verbs=((1.0, 0.0), (1.0, 1.0)))
+    whole = crit({k: torch.cat([a[k], b[k]]) for k in a}, [ta, tb])
+    norm = crit.normalisers([ta, tb], num_queries=3, device=torch.device("cpu"))
+    first, second = crit(a, [ta], norm), crit(b, [tb], norm)
+    for k, v in whole.items():
+        assert torch.isclose(first[k] + second[k], v, atol=1e-6), k

@@ -1,6 +1,6 @@
 """Training loop: learning-rate schedule, exact resume, non-finite loss, model selection,
-and two-process DDP (gloo) = one process with the same global batch. Uses a tiny stand-in net
-so that it runs in seconds and without the real model."""
+gradient accumulation = one big batch, and two-process DDP (gloo) = one process with the same
+global batch. Uses a tiny stand-in net so that it runs in seconds and without the real model."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from model.engine import LoopConfig, NonFiniteLoss, Run, Trainer, lr_factor
 from model.label_space import for_format
 from model.transforms import AugmentConfig, make_transforms
 from model.validate import validate_stage1
+from pipeline.errors import UserError
 from train_fixtures import TinyPairNet, make_dataset
 
 CPU = DistContext(0, 1, 0, torch.device("cpu"))
@@ -69,14 +70,16 @@ class _StopAt(Trainer):
         return super().step(model, batch)
 
 
-def test_resume_ends_with_the_same_weights(tmp_path):
-    full = Trainer(make_run(tmp_path / "a"), LOOP, CPU)
+@pytest.mark.parametrize("accumulate", [1, 2])
+def test_resume_ends_with_the_same_weights(tmp_path, accumulate):
+    loop = replace(LOOP, accumulate=accumulate)
+    full = Trainer(make_run(tmp_path / "a"), loop, CPU)
     summary = full.fit()
     assert summary["iterations"] == 6
     with pytest.raises(_Interrupt):
-        _StopAt(make_run(tmp_path / "b"), LOOP, CPU).fit()
+        _StopAt(make_run(tmp_path / "b"), loop, CPU).fit()
     assert ckpt_io.load(tmp_path / "b" / "last.pt")["iteration"] == 3  # mid-epoch checkpoint
-    Trainer(make_run(tmp_path / "b"), LOOP, CPU).fit(resume=True)
+    Trainer(make_run(tmp_path / "b"), loop, CPU).fit(resume=True)
     a, b = ckpt_io.load(tmp_path / "a" / "last.pt"), ckpt_io.load(tmp_path / "b" / "last.pt")
     assert b["iteration"] == 6
     for k, v in a["model"].items():
@@ -86,6 +89,54 @@ def test_resume_ends_with_the_same_weights(tmp_path):
     tsv = tmp_path / "b" / "live" / "plots" / "metrics" / "train" / "loss.tsv"
     steps = pd.read_csv(tsv, sep="\t")["step"].tolist()
     assert steps == sorted(set(steps)) and steps[-1] == 6
+
+
+def _losses(live: Path) -> pd.Series:
+    return pd.read_csv(live / "plots" / "metrics" / "train" / "loss.tsv", sep="\t").set_index("step")["loss"]
+
+
+def _assert_close(a: dict, b: dict, atol: float, rtol: float) -> None:
+    """Two state dicts agree up to float tolerance, and training moved them from the start."""
+    for k, v in a.items():
+        assert torch.allclose(v, b[k], atol=atol, rtol=rtol), k
+    torch.manual_seed(0)
+    start = TinyPairNet(dropout=0.0).state_dict()
+    assert any(not torch.equal(v, start[k]) for k, v in a.items())
+
+
+def test_accumulation_matches_one_big_batch(tmp_path):
+    """2 micro-batches of 2 images per step = batches of 4: the same weights and logged losses."""
+    runs = {}
+    for a in (1, 2):
+        run = make_run(tmp_path / str(a), dropout=0.0, with_val=False)
+        Trainer(run, replace(LOOP, accumulate=a), CPU).fit()
+        runs[a] = run
+    one, two = (ckpt_io.load(runs[a].last_path) for a in (1, 2))
+    assert two["iteration"] == 6 and two["sampler"] == one["sampler"]
+    _assert_close(one["model"], two["model"], atol=1e-6, rtol=1e-5)
+    pd.testing.assert_series_equal(_losses(runs[1].live_dir), _losses(runs[2].live_dir), rtol=1e-5)
+
+
+def test_resume_may_change_accumulate(tmp_path):
+    """Moving a run to fewer devices: resumed with 2 micro-batches per step, it ends where the
+    uninterrupted run with 1 does (up to float rounding)."""
+    full = make_run(tmp_path / "a", dropout=0.0)
+    Trainer(full, LOOP, CPU).fit()
+    with pytest.raises(_Interrupt):
+        _StopAt(make_run(tmp_path / "b", dropout=0.0), LOOP, CPU).fit()
+    resumed = make_run(tmp_path / "b", dropout=0.0)
+    resumed.meta["train_config"] = {**resumed.meta["train_config"], "accumulate": 2}
+    Trainer(resumed, replace(LOOP, accumulate=2), CPU).fit(resume=True)
+    a, b = ckpt_io.load(full.last_path), ckpt_io.load(resumed.last_path)
+    assert b["iteration"] == 6
+    _assert_close(a["model"], b["model"], atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("accumulate", [3, 8])
+def test_accumulate_must_divide_the_batch(tmp_path, accumulate):
+    message = f"batch_size 4 is not divisible by 1 processes x train.accumulate {accumulate}"
+    with pytest.raises(UserError, match=message):
+        Trainer(make_run(tmp_path), replace(LOOP, accumulate=accumulate), CPU)
 
 
 def test_checkpoints_are_self_describing(tmp_path):
@@ -145,7 +196,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _ddp_worker(rank: int, world: int, tmp: str, port: int) -> None:
+def _ddp_worker(rank: int, world: int, tmp: str, port: int, accumulate: int) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
                       WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
@@ -154,22 +205,20 @@ def _ddp_worker(rank: int, world: int, tmp: str, port: int) -> None:
         run = make_run(Path(tmp) / f"rank{rank}", dropout=0.0, with_val=False)
         run.last_path = Path(tmp) / "ddp_last.pt"
         run.live_dir = None
-        Trainer(run, DDP_LOOP, ctx).fit()
+        Trainer(run, replace(DDP_LOOP, accumulate=accumulate), ctx).fit()
     finally:
         shutdown()
 
 
-def test_two_process_ddp_matches_one_process(tmp_path):
+@pytest.mark.parametrize("accumulate", [1, 2])
+def test_two_process_ddp_matches_one_process(tmp_path, accumulate):
+    """Also with 2 micro-batches per rank (no_sync, counts over ranks and micro-batches)."""
     import torch.multiprocessing as mp
 
     single = make_run(tmp_path / "single", dropout=0.0, with_val=False)
     single.live_dir = None
     Trainer(single, DDP_LOOP, CPU).fit()
-    mp.spawn(_ddp_worker, args=(2, str(tmp_path), _free_port()), nprocs=2, join=True)
+    mp.spawn(_ddp_worker, args=(2, str(tmp_path), _free_port(), accumulate), nprocs=2, join=True)
     a, b = ckpt_io.load(single.last_path), ckpt_io.load(tmp_path / "ddp_last.pt")
     assert b["iteration"] == 4 and len(b["rng"]) == 2
-    torch.manual_seed(0)
-    start = TinyPairNet(dropout=0.0)  # the initial weights: training moved away from them
-    for k, v in a["model"].items():
-        assert torch.allclose(v, b["model"][k], atol=1e-5, rtol=1e-4), k
-    assert any(not torch.equal(v, start.state_dict()[k]) for k, v in a["model"].items())
+    _assert_close(a["model"], b["model"], atol=1e-5, rtol=1e-4)

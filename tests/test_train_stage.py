@@ -94,3 +94,15 @@ def test_train_stage_end_to_end(tmp_path):
     assert b["nis"]["mode"] == "threshold" and b["nis"]["chosen_on"] == "validation" and b["nis"]["val_images"] == 2
     assert 0.0 <= summary["nis_threshold"] <= 1.0
     assert isinstance(network(b["stage2"]), torch.nn.Module)
+
+
+def test_a_non_dividing_accumulate_fails_before_reading_data(tmp_path):
+    from pipeline import train
+    from pipeline.errors import UserError
+
+    params = _params(tmp_path, tmp_path / "absent")
+    p = yaml.safe_load(params.read_text())
+    p["train"]["accumulate"] = 3  # batch 4 on one process
+    params.write_text(yaml.safe_dump(p))
+    with pytest.raises(UserError, match="train.accumulate 3"):
+        train.run(params, 1, processed=tmp_path / "absent", models=tmp_path / "models", reports=tmp_path / "reports")

@@ -85,11 +85,11 @@ def main() -> None:
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     for i in range(3):
-        trainer.step(trainer.net, batches[i % 4])
+        trainer.step(trainer.net, [batches[i % 4]])  # one micro-batch per step
     sync()
     start = time.perf_counter()
     for i in range(a.iterations):
-        trainer.step(trainer.net, batches[i % 4])
+        trainer.step(trainer.net, [batches[i % 4]])  # one micro-batch per step
     sync()
     step_s = (time.perf_counter() - start) / a.iterations
     loader = trainer._loader()
