@@ -14,8 +14,10 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.errors import UserError
@@ -155,8 +157,7 @@ def to_arrow(df: pd.DataFrame, name: str) -> pa.Table:
 
 def write(df: pd.DataFrame, name: str, path: str | Path) -> Path:
     """Write ``df`` as table ``name`` to ``path`` atomically (temporary file + rename)."""
-    table = to_arrow(df, name)
-    return atomic_write(path, lambda tmp: pq.write_table(table, tmp))
+    return write_parquet(to_arrow(df, name), path)
 
 
 def write_arrow(table: pa.Table, name: str, path: str | Path) -> Path:
@@ -166,7 +167,69 @@ def write_arrow(table: pa.Table, name: str, path: str | Path) -> Path:
         table = table.select(SCHEMAS[name].names).cast(SCHEMAS[name])
     except (KeyError, pa.ArrowInvalid, pa.ArrowTypeError, ValueError) as exc:
         raise TableError(f"table '{name}': {exc}") from None
-    return atomic_write(path, lambda tmp: pq.write_table(table, tmp))
+    return write_parquet(table, path)
+
+
+def write_parquet(table: pa.Table, path: str | Path) -> Path:
+    """Write an arrow ``table`` (already in its table's schema) to ``path`` atomically, in the
+    on-disk form that :func:`read_arrow` reads back: fixed-size list columns stored as
+    variable-size lists (:func:`storage_form`), schema metadata kept.
+
+    The list columns (the only ones pyarrow has been known to write but not read) are read
+    back from the temporary file before it is renamed into place: a file that cannot be read
+    back is never left at ``path``.
+    """
+    stored = storage_form(table)
+    lists = [f.name for f in stored.schema if pa.types.is_list(f.type) or pa.types.is_large_list(f.type)]
+
+    def writer(tmp: Path) -> None:
+        pq.write_table(stored, tmp)
+        if lists:
+            try:
+                back = pq.read_table(tmp, columns=lists)
+            except (pa.ArrowInvalid, OSError) as exc:
+                raise TableError(f"{path}: pyarrow {pa.__version__} cannot read back what it wrote "
+                                 f"({exc}); nothing written") from None
+            if back.num_rows != stored.num_rows:
+                raise TableError(f"{path}: read back {back.num_rows} rows of {stored.num_rows}; nothing written")
+
+    return atomic_write(path, writer)
+
+
+def storage_form(table: pa.Table) -> pa.Table:
+    """``table`` with every fixed-size list column turned into a variable-size list of the same
+    values (null rows stay null, and empty).
+
+    Parquet has no fixed-size list type: a fixed-size list column is written as a plain list
+    plus a note in the file's stored arrow schema, and pyarrow releases without the fix of
+    apache/arrow#35692 cannot read such a column back once it holds a null ("Expected all
+    lists to be of size=N but index i had size=0"), although they write it without complaint.
+    The ``persons`` table's ``part_boxes`` is null for every backend but ``official``, so its
+    file was unreadable there. Plain lists read back on every pyarrow; :func:`read_arrow`
+    checks their lengths and restores the fixed size.
+    """
+    for index, field in enumerate(table.schema):
+        if pa.types.is_fixed_size_list(field.type):
+            column = _variable_size(table.column(index), pa.list_(field.type.value_field))
+            table = table.set_column(index, field.with_type(column.type), column)
+    return table
+
+
+def _variable_size(column: pa.ChunkedArray, list_type: pa.DataType) -> pa.ChunkedArray:
+    """A fixed-size list column as variable-size lists, null rows empty: a plain cast would keep
+    their N hidden values, which older pyarrow (21, for one) refuses to write ("Lists with
+    non-zero length null components are not supported")."""
+    size = column.type.list_size
+    chunks = []
+    for chunk in column.chunks:
+        valid = chunk.is_valid().to_numpy(zero_copy_only=False)
+        offsets = np.zeros(len(chunk) + 1, np.int64)
+        np.cumsum(valid * size, out=offsets[1:])
+        offsets = pa.array(offsets).cast(pa.int32())  # raises rather than wraps past 2**31 values
+        # flatten() skips null rows and honours the chunk's slice offset
+        chunks.append(pa.ListArray.from_arrays(offsets, chunk.flatten(), type=list_type,
+                                               mask=pa.array(~valid)))
+    return pa.chunked_array(chunks, type=list_type)
 
 
 def read(path: str | Path, name: str) -> pd.DataFrame:
@@ -182,17 +245,48 @@ def read_arrow(path: str | Path, name: str) -> pa.Table:
     try:
         table = pq.read_table(path)
     except (pa.ArrowInvalid, OSError) as exc:
-        raise TableError(f"{path}: not a readable parquet file ({exc})") from None
+        hint = ""
+        if "Expected all lists to be of size" in str(exc):  # apache/arrow#35692: see storage_form
+            hint = (f"; written by an earlier version of this pipeline with null fixed-size lists, "
+                    f"which pyarrow {pa.__version__} cannot read: run the stage that writes it again")
+        raise TableError(f"{path}: not a readable parquet file ({exc}){hint}") from None
     schema = SCHEMAS[name]
     for field in schema:
         if field.name not in table.column_names:
             raise TableError(f"{path}: column '{field.name}' missing (table '{name}')")
+        if pa.types.is_fixed_size_list(field.type):
+            table = _restore_fixed_size(table, field, path, name)
         if not table.schema.field(field.name).type.equals(field.type):
             raise TableError(
                 f"{path}: column '{field.name}' has type {table.schema.field(field.name).type}, "
                 f"expected {field.type} (table '{name}')"
             )
     return table.select(schema.names)
+
+
+def _restore_fixed_size(table: pa.Table, field: pa.Field, path: Path, name: str) -> pa.Table:
+    """Cast column ``field.name``, stored as a variable-size list (:func:`storage_form`), back to
+    its fixed-size list type; a non-null row of another length is a one-line error naming the
+    file, the column and the row (and its image)."""
+    column = table.column(field.name)
+    if not (pa.types.is_list(column.type) or pa.types.is_large_list(column.type)):
+        return table  # already fixed-size (files of older versions), or wrong: checked by the caller
+    if not column.type.value_type.equals(field.type.value_type):
+        return table
+    size = field.type.list_size
+    lengths = pc.fill_null(pc.list_value_length(column), size).to_numpy()  # null rows pass
+    bad = np.flatnonzero(lengths != size)
+    if bad.size:
+        row = int(bad[0])
+        where = f"row {row}"
+        if "image_id" in table.column_names:
+            where += f" (image {table.column('image_id')[row].as_py()})"
+        raise TableError(
+            f"{path}: column '{field.name}' {where} has {int(lengths[row])} values, expected {size} "
+            f"(table '{name}'; {bad.size} such row(s))"
+        )
+    index = table.schema.get_field_index(field.name)
+    return table.set_column(index, table.schema.field(index).with_type(field.type), column.cast(field.type))
 
 
 def atomic_write(path: str | Path, writer: Callable[[Path], object]) -> Path:

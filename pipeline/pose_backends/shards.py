@@ -67,7 +67,7 @@ class ShardStore:
                 _META_KEY: json.dumps({"images": image_ids, "settings": self.settings}, default=str).encode()}
         table = table.replace_schema_metadata(meta)
         path = self.dir / f"shard-{position:09d}.parquet"
-        return tables.atomic_write(path, lambda tmp: pq.write_table(table, tmp))
+        return tables.write_parquet(table, path)
 
     def merge(self, image_order: pd.Series) -> pd.DataFrame:
         """All shards' persons as one table ordered by ``image_order`` ({image_id: position})
