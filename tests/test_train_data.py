@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from model.collate import Collate
+from model.collate import Collate, pad_images
 from model.data import HOIDataset, build_records, split_validation
 from model.label_space import for_format
 from model.transforms import AugmentConfig, make_transforms
@@ -93,6 +93,29 @@ def test_dataset_and_collate(data):
     for i, t in enumerate(batch.targets):
         h, w = t["size"].tolist()
         assert not batch.pixel_mask[i, :h, :w].any() and batch.pixel_mask[i].sum() == H * W - h * w
+
+
+def test_pad_images_copies_each_image_and_zeros_only_the_padding():
+    images = [torch.rand(3, 5, 7) + 1, torch.rand(3, 8, 4) + 1, torch.rand(3, 8, 7) + 1]
+    for _ in range(3):  # the allocator hands freed NaN-filled memory back from the second round
+        images[0].new_full((3, 3, 8, 7), float("nan"))
+        x, mask = pad_images(images)
+        assert x.shape == (3, 3, 8, 7) and mask.shape == (3, 8, 7)
+        for i, im in enumerate(images):
+            h, w = im.shape[1:]
+            expected = torch.ones(8, 7, dtype=torch.bool)
+            expected[:h, :w] = False
+            assert torch.equal(x[i, :, :h, :w], im) and torch.equal(mask[i], expected)
+            assert torch.equal(x[i][:, mask[i]], torch.zeros(3, int(mask[i].sum())))
+
+
+def test_pad_images_in_a_worker_is_the_same_batch_in_shared_memory(monkeypatch):
+    images = [torch.rand(3, 5, 7), torch.rand(3, 8, 4)]
+    x, mask = pad_images(images)
+    monkeypatch.setattr(torch.utils.data, "get_worker_info", lambda: object())  # as in a DataLoader worker
+    xs, ms = pad_images(images)
+    assert xs.is_shared() and ms.is_shared() and not x.is_shared()
+    assert torch.equal(xs, x) and torch.equal(ms, mask)
 
 
 def test_cropped_away_parts_light_no_cell(data):

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from model.transforms import AugmentConfig, ToTensor, crop, hflip, make_transforms, resize
+from model.transforms import IMAGENET_MEAN, IMAGENET_STD, AugmentConfig, ToTensor, crop, hflip, make_transforms, resize
 from pipeline.tables import PART_NAMES
 from train_fixtures import person_parts
 
@@ -110,6 +110,18 @@ def test_to_tensor_relative_cxcywh_and_normalisation():
     assert torch.allclose(t["sub_boxes"][0], torch.tensor([30 / W, 45 / H, 40 / W, 70 / H]))
     assert t["part_boxes"].shape == (1, 10, 4) and t["size"].tolist() == [H, W]
     assert torch.isclose(x[0, 0, 0], torch.tensor((0 - 0.485) / 0.229))
+
+
+def test_to_tensor_pixels_equal_the_plain_formula():
+    """The channels-first uint8 path gives exactly (v / 255 - mean) / std of every pixel, for an
+    RGB image and for one of another mode (converted)."""
+    arr = np.random.default_rng(0).integers(0, 256, (H, W, 3), dtype=np.uint8)
+    mean, std = torch.tensor(IMAGENET_MEAN).view(3, 1, 1), torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    expected = torch.from_numpy(arr).permute(2, 0, 1).float().div(255.0).sub(mean).div(std)
+    _, tgt = _sample()
+    for img in (Image.fromarray(arr), Image.fromarray(arr).convert("RGBA")):
+        x, _ = ToTensor()(img, tgt)
+        assert x.is_contiguous() and torch.equal(x, expected)
 
 
 def test_training_chain_is_a_function_of_the_seed():
