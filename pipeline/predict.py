@@ -15,37 +15,37 @@ and most tools that read images with OpenCV write them.
 
 Bad input never stops a folder: unreadable files are listed with the reason and counted; an
 image without a person gets no detections, a PNG saying so and an entry with that status.
+
+This module selects the pose source, runs both networks and orchestrates the run; finding and
+loading the inputs lives in :mod:`pipeline.image_input`, drawings and JSON records in
+:mod:`pipeline.predict_render`.
 """
 
 from __future__ import annotations
 
 import json
-import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 from tqdm import tqdm
 
 from model.postprocess import OutputSpace, PostprocessConfig
 from model.transforms import AugmentConfig
 from pipeline import tables
-from pipeline import visualize as vis
 from pipeline.errors import UserError
+from pipeline.image_input import ImageError, LoadedImage, Source, discover, load_image
 from pipeline.parts import PartsConfig
 from pipeline.pose_backends.records import PersonArrays, to_persons
+from pipeline.predict_render import Attention, ImageResult, attention_png, detection_png, result_entry, save_png
 
 PoseBackend = Literal["ultralytics", "alphapose-file", "coco-file", "persons-table"]
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
-EXIF_ORIENTATION = 0x0112
-SWAPS_AXES = (5, 6, 7, 8)  # EXIF orientations that transpose width and height
-ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
 
 
 @dataclass(frozen=True)
@@ -66,141 +66,6 @@ class PredictOptions:
     max_side: int = 2048
 
 
-# ----------------------------------------------------------------------------- images
-
-
-class ImageError(Exception):
-    """An input file that cannot be used (message: one line naming the file and the reason)."""
-
-
-@dataclass(frozen=True)
-class Source:
-    image_id: str  # file stem, made unique within the run
-    path: Path
-
-
-@dataclass
-class LoadedImage:
-    """An input image ready for pose and model. ``image``: RGB working copy in the displayed
-    orientation; ``orig_hw``: (h, w) px of the displayed original; ``notes``: conversions."""
-
-    source: Source
-    image: Image.Image
-    orig_hw: tuple[int, int]
-    notes: list[str]
-
-    @property
-    def scale(self) -> np.ndarray:
-        """Original px per working px, ``[sx, sy]``."""
-        return np.array([self.orig_hw[1] / self.image.width, self.orig_hw[0] / self.image.height], np.float32)
-
-
-def discover(inputs: Sequence[Path]) -> tuple[list[Source], list[Path]]:
-    """Image files of ``inputs`` (folders searched recursively for image suffixes, sorted;
-    files kept whatever their suffix) with unique ids, and the input paths that do not exist."""
-    files: list[Path] = []
-    missing: list[Path] = []
-    for p in map(Path, inputs):
-        if p.is_dir():
-            files += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
-        elif p.is_file():
-            files.append(p)
-        else:
-            missing.append(p)
-    seen: set[Path] = set()
-    used: set[str] = set()
-    sources = []
-    for f in files:
-        if f.resolve() in seen:
-            continue
-        seen.add(f.resolve())
-        image_id, n = f.stem, 1
-        while image_id in used:  # a.jpg in two folders: a, a-2, a-3, ...
-            n += 1
-            image_id = f"{f.stem}-{n}"
-        used.add(image_id)
-        sources.append(Source(image_id, f))
-    return sources, missing
-
-
-def load_image(source: Source, max_side: int) -> LoadedImage:
-    """Open, EXIF-transpose, convert to RGB and cap the longer side at ``max_side``.
-
-    Raises :class:`ImageError` for a file PIL cannot decode (not an image, truncated, larger
-    than PIL's decompression-bomb limit)."""
-    notes: list[str] = []
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # reduced below
-            with Image.open(source.path) as im:
-                w, h = im.size
-                if max(w, h) > max_side:  # JPEG: decode at a reduced scale (fast, low memory)
-                    im.draft(None, (max(1, w * max_side // max(w, h)), max(1, h * max_side // max(w, h))))
-                im.load()
-                orientation = exif_orientation(im)  # after load: a PNG's eXIf chunk may follow its pixels
-                img = ImageOps.exif_transpose(im)
-    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as exc:
-        raise ImageError(f"{source.path}: cannot read image ({type(exc).__name__}: {exc})") from None
-    except ImportError:
-        # importing ultralytics patches Image.open to fetch a HEIF plugin for any file Pillow
-        # cannot identify; without that plugin the patch raises ImportError instead
-        raise ImageError(f"{source.path}: cannot read image (not a format Pillow can identify)") from None
-    if orientation in SWAPS_AXES:
-        w, h = h, w
-    if orientation != 1:
-        notes.append(f"EXIF orientation {orientation} applied")
-    try:
-        img = to_rgb(img, notes)
-    except (ValueError, OSError) as exc:
-        raise ImageError(f"{source.path}: colour mode {img.mode} cannot be converted to RGB ({exc})") from None
-    if max(img.size) > max_side:
-        k = max_side / max(img.size)
-        img = img.resize((max(1, round(img.width * k)), max(1, round(img.height * k))), Image.Resampling.BOX)
-    if (img.width, img.height) != (w, h):
-        notes.append(f"reduced from {w}x{h} to {img.width}x{img.height} for pose and model")
-    return LoadedImage(source, img, (h, w), notes)
-
-
-def exif_orientation(im: Image.Image) -> int:
-    """The EXIF orientation tag (1..8); 1 when absent or malformed (exif_transpose ignores it too)."""
-    try:
-        value = int(im.getexif().get(EXIF_ORIENTATION, 1))
-    except (TypeError, ValueError):
-        return 1
-    return value if 1 <= value <= 8 else 1
-
-
-def to_rgb(img: Image.Image, notes: list[str]) -> Image.Image:
-    """8-bit RGB: alpha composited on white, 16-bit / float greyscale rescaled, any other mode
-    (L, 1, P, CMYK, YCbCr, ...) converted by PIL; the conversion is added to ``notes``.
-    Raises ValueError for a mode PIL cannot convert to RGB."""
-    mode = img.mode
-    if mode == "RGB":
-        return img
-    if mode.startswith("I") or mode == "F":
-        notes.append(f"{mode} greyscale -> 8-bit RGB")
-        return Image.fromarray(_to_8bit(np.asarray(img, np.float64))).convert("RGB")
-    if mode in ALPHA_MODES or (mode == "P" and "transparency" in img.info):
-        rgba = img.convert("RGBA")
-        notes.append(f"{mode} with transparency composited on white")
-        return Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert("RGB")
-    notes.append(f"{mode} -> RGB")
-    return img.convert("RGB")
-
-
-def _to_8bit(a: np.ndarray) -> np.ndarray:
-    """Greyscale of any depth -> uint8: 16-bit values / 257, 8-bit ranges as they are, any
-    other range (32-bit, float) stretched from its minimum to its maximum."""
-    lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
-    if 0 <= lo and hi <= 255:
-        out = a
-    elif 0 <= lo and hi <= 65535:
-        out = a / 257.0
-    else:
-        out = (a - lo) / max(hi - lo, 1e-9) * 255
-    return np.clip(np.round(out), 0, 255).astype(np.uint8)
-
-
 # ----------------------------------------------------------------------------- pose
 
 PoseFn = Callable[[list[LoadedImage], Counter], PersonArrays]  # raw persons, working px
@@ -217,7 +82,7 @@ def ultralytics_pose(weights: str | None, device: str, params_path: Path | None)
     def detect(images: list[LoadedImage], counts: Counter) -> PersonArrays:
         # ultralytics takes numpy images as OpenCV gives them: BGR, contiguous
         bgr = [np.ascontiguousarray(np.asarray(li.image)[..., ::-1]) for li in images]
-        return yolo._predict(model, dev, bgr, [li.source.image_id for li in images], cfg, counts)
+        return yolo.predict_arrays(model, dev, bgr, [li.source.image_id for li in images], cfg, counts)
 
     return detect
 
@@ -387,23 +252,6 @@ def model_sample(image: Image.Image, part_boxes: np.ndarray, transforms: Callabl
     return transforms(image, target, np.random.default_rng(0))  # evaluation chain: no randomness
 
 
-@dataclass
-class Attention:
-    """Fig. 4 material of one image (numpy, CPU): ``part_masks`` Bool[6, h, w]; ``weights`` /
-    ``visible`` [L, passes, Q1, h, w] of the masked decoder; ``match`` [Q2] stage-1 query of
-    each stage-2 query; ``part_scores`` [Q1, 6]; ``selected`` Bool[Q1, 6] | None;
-    ``interactiveness`` [Q1]; ``input_hw`` network input (h, w) px."""
-
-    part_masks: np.ndarray
-    weights: np.ndarray
-    visible: np.ndarray
-    match: np.ndarray
-    part_scores: np.ndarray
-    selected: np.ndarray | None
-    interactiveness: np.ndarray
-    input_hw: tuple[int, int]
-
-
 @torch.no_grad()
 def infer(nets: Networks, images: list[LoadedImage], persons: dict[str, Persons],
           attention: bool) -> tuple[pd.DataFrame, dict[str, Attention]]:
@@ -456,157 +304,7 @@ def attention_material(o1: dict, o2: dict, batch, sizes: torch.Tensor, ids: list
                          tuple(int(s) for s in input_sizes[b])) for b, i in enumerate(ids)}
 
 
-# ----------------------------------------------------------------------------- results
-
-
-@dataclass
-class ImageResult:
-    """One input file's outcome: status ok | no_person | error."""
-
-    source: Source
-    status: str
-    message: str = ""
-    orig_hw: tuple[int, int] | None = None
-    notes: list[str] = field(default_factory=list)
-    persons: int = 0
-    detections: pd.DataFrame | None = None
-
-
-def names(frame: pd.DataFrame, fmt: str) -> tuple[list[str], list[str]]:
-    """Verb and object names of predictions rows (V-COCO verbs with their role)."""
-    from pipeline import labels
-
-    cats = frame["category_id"].astype("Int64")
-    objects = ["no object" if pd.isna(c) else labels.coco_category_name(int(c)) for c in cats]
-    if fmt == "hico-det":
-        verbs = [labels.hico().verb_names[int(v)].replace("_", " ") for v in frame["verb_id"]]
-    else:
-        acts = labels.vcoco().actions
-        verbs = [acts[int(v)] + ("" if pd.isna(r) else f" ({r})") for v, r in zip(frame["verb_id"], frame["role"])]
-    return verbs, objects
-
-
-def score_text(x: float) -> str:
-    return f"{x:.3f}" if x >= 0.001 else f"{x:.1e}"
-
-
-def pair_drawings(dets: pd.DataFrame, fmt: str, top: int) -> list[vis.PairDrawing]:
-    """The best ``top`` triplets of one image (sorted by score) grouped by pair (stage-2
-    query), one colour and one legend entry per pair, in order of their best triplet."""
-    best = dets.head(top)
-    if best.empty:
-        return []
-    verbs, objects = names(best, fmt)
-    best = best.assign(_verb=verbs, _obj=objects)
-    out = []
-    for rank, (_, g) in enumerate(best.groupby("query", sort=False), start=1):
-        r = g.iloc[0]
-        obj = None if pd.isna(r["ox1"]) else r[["ox1", "oy1", "ox2", "oy2"]].to_numpy(np.float64)
-        more = f" (+{len(g) - 1} verb{'s' if len(g) > 2 else ''})" if len(g) > 1 else ""
-        tag = f"{rank} {r['_verb']} {r['_obj']} {score_text(r['score'])}{more}"
-        lines = [(f"{rank}. " if i == 0 else "     ") + f"{v} {r['_obj']}  {score_text(s)}"
-                 for i, (v, s) in enumerate(zip(g["_verb"], g["score"]))]
-        lines.append(_interactiveness_line(r))
-        out.append(vis.PairDrawing(r[["hx1", "hy1", "hx2", "hy2"]].to_numpy(np.float64), obj, tag, lines,
-                                   vis.PAIR_COLOURS[(rank - 1) % len(vis.PAIR_COLOURS)]))
-    return out
-
-
-def _interactiveness_line(row: pd.Series) -> str:
-    from pipeline.tables import PART_GROUP_NAMES
-
-    if pd.isna(row["interactiveness"]):
-        return "interactiveness: n/a"
-    parts = np.asarray(row["part_scores"], np.float32) if row["part_scores"] is not None else np.zeros(0)
-    order = np.argsort(-parts, kind="stable")[:2]
-    best = ", ".join(f"{PART_GROUP_NAMES[k]} {parts[k]:.2f}" for k in order)
-    return f"interactiveness {row['interactiveness']:.2f}" + (f"; parts: {best}" if best else "")
-
-
-def detection_png(li: LoadedImage, result: ImageResult, fmt: str, top: int) -> Image.Image:
-    """The per-image PNG: the original-frame image (working copy, boxes scaled to it)."""
-    dets = result.detections if result.detections is not None else tables.empty("predictions")
-    pairs = pair_drawings(dets, fmt, top)
-    k = 1.0 / li.scale  # working px per original px
-    for p in pairs:  # figure draws on the working copy
-        p.human = p.human * np.tile(k, 2)
-        p.obj = None if p.obj is None else p.obj * np.tile(k, 2)
-    h, w = li.orig_hw
-    title = (f"{li.source.image_id}  ({w}x{h})  {result.persons} person(s), {len(dets)} triplet(s), "
-             f"top {len(pairs)} pair(s) drawn")
-    note = "the pose backend found no person: no detections" if result.status == "no_person" else None
-    if result.status == "ok" and dets.empty:
-        note = "persons found, but no triplet survived NIS and pair NMS"
-    info = "; ".join(li.notes) if li.notes else None
-    return vis.detection_figure(li.image, pairs, title, note, info=info)
-
-
-def attention_png(li: LoadedImage, att: Attention, dets: pd.DataFrame, fmt: str, top: int,
-                  max_pairs: int = 3, tile_long: int = 300) -> Image.Image:
-    """Fig. 4 grid: row 1 the six body-part saliency maps m_part^k (all persons, on the
-    feature grid); then per top pair its boxes, the attention of each masked decoder layer
-    (grey: tokens its mask hides) and its part scores (filled: parts kept by filtering)."""
-    from pipeline.tables import PART_GROUP_NAMES
-
-    base = vis.scaled(li.image, tile_long / max(li.image.size))
-    grid = lambda g: vis.cell_map(g, att.input_hw, (base.height, base.width))  # noqa: E731
-    rows = [[vis.titled(vis.overlay_cells(base, grid(att.part_masks[k]), vis.GROUP_COLOURS[k]), f"m_part: {name}")
-             for k, name in enumerate(PART_GROUP_NAMES)]]
-    pairs = pair_drawings(dets, fmt, top)[:max_pairs]
-    queries = dets.head(top)["query"].drop_duplicates().to_numpy()[:max_pairs]
-    for rank, (pair, q2) in enumerate(zip(pairs, queries), start=1):
-        j = int(att.match[q2])  # the stage-1 query that gave this pair its interactiveness
-        scores = att.part_scores[j]
-        p = 0 if att.weights.shape[1] == 1 else 1 + int(np.argmax(scores))  # six passes: best part's
-        tile = vis.draw_pairs(base.copy(), [replace(pair, tag=str(rank))], base.width / li.orig_hw[1])
-        row = [vis.titled(tile, pair.legend[0][:44])]
-        row += [vis.titled(vis.overlay_heat(base, grid(att.weights[l, p, j]), grid(att.visible[l, p, j])),
-                           f"masked layer {l + 1} attention") for l in range(att.weights.shape[0])]
-        chosen = None if att.selected is None else att.selected[j]
-        bars = vis.bar_tile(scores, vis.GROUP_COLOURS, PART_GROUP_NAMES, chosen, (base.width, base.height))
-        row.append(vis.titled(bars, f"p_int {att.interactiveness[j]:.2f}; p_part"))
-        rows.append(row)
-    title = (f"{li.source.image_id}: body-part saliency maps (row 1); attention of the masked decoder layers "
-             f"for the top {len(pairs)} pair(s), grey = masked tokens")
-    return vis.grid_figure(rows, title)
-
-
-def detection_records(dets: pd.DataFrame, fmt: str) -> list[dict]:
-    """Predictions rows of one image as JSON-ready dicts with names (NaN -> null)."""
-    from pipeline.tables import PART_GROUP_NAMES
-
-    if dets.empty:
-        return []
-    verbs, objects = names(dets, fmt)
-    opt = lambda x, f: None if pd.isna(x) else f(x)  # noqa: E731
-    out = []
-    for r, verb, obj in zip(dets.to_dict("records"), verbs, objects):
-        parts = r["part_scores"]
-        out.append({
-            "query": int(r["query"]), "verb_id": int(r["verb_id"]), "verb": verb,
-            "category_id": opt(r["category_id"], int), "object": obj, "hoi_id": opt(r["hoi_id"], int),
-            "role": opt(r["role"], str), "score": round(float(r["score"]), 6),
-            "interactiveness": opt(r["interactiveness"], lambda x: round(float(x), 6)),
-            "part_scores": None if parts is None else dict(zip(PART_GROUP_NAMES, (round(float(x), 6) for x in parts))),
-            "human_box": [round(float(r[c]), 2) for c in ("hx1", "hy1", "hx2", "hy2")],
-            "object_box": None if pd.isna(r["ox1"]) else [round(float(r[c]), 2) for c in ("ox1", "oy1", "ox2", "oy2")],
-        })
-    return out
-
-
-def result_entry(res: ImageResult, fmt: str) -> dict:
-    h, w = res.orig_hw or (None, None)
-    dets = res.detections if res.detections is not None else tables.empty("predictions")
-    return {"image_id": res.source.image_id, "file": str(res.source.path), "status": res.status,
-            "message": res.message, "width": w, "height": h, "conversions": res.notes, "persons": res.persons,
-            "detections": detection_records(dets, fmt)}
-
-
 # ----------------------------------------------------------------------------- run
-
-
-def save_png(img: Image.Image, path: Path) -> Path:
-    return tables.atomic_write(path, lambda tmp: img.save(tmp, format="PNG"))
 
 
 @dataclass

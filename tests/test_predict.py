@@ -18,7 +18,7 @@ import yaml
 from PIL import Image, ImageDraw
 from typer.testing import CliRunner
 
-from pipeline import predict, tables
+from pipeline import image_input, predict, tables
 
 TINY = {"backbone": "demo", "hidden_dim": 32, "nheads": 4, "dim_feedforward": 64, "enc_layers": 1,
         "dec_layers_box": 2, "dec_layers_verb": 1, "num_queries": 4, "query_type": "anchor", "dropout": 0.0}
@@ -164,7 +164,7 @@ def write_bad_folder(folder: Path) -> list[dict]:
     pal.save(folder / "palette.png", transparency=0)
     Image.fromarray((np.asarray(base.convert("L"), np.uint16) * 257)).save(folder / "sixteen.png")
     exif = Image.Exif()
-    exif[predict.EXIF_ORIENTATION] = 6  # viewer rotates 90 degrees clockwise
+    exif[image_input.EXIF_ORIENTATION] = 6  # viewer rotates 90 degrees clockwise
     base.transpose(Image.Transpose.ROTATE_90).save(folder / "rotated.png", exif=exif)
     base.resize((384, 512), Image.Resampling.NEAREST).save(folder / "huge.png")  # exactly 4 x plain
     figure((6000, 4000), (2000, 200, 3500, 3900)).save(folder / "big.jpg", quality=80)
@@ -239,16 +239,16 @@ def test_huge_image_boxes_come_back_in_original_pixels(bad_run):
 def test_to_rgb_composites_alpha_on_white_and_rescales_16_bit():
     clear = Image.new("RGBA", (4, 4), (0, 0, 0, 0))
     notes: list[str] = []
-    assert np.asarray(predict.to_rgb(clear, notes)).min() == 255 and notes
+    assert np.asarray(image_input.to_rgb(clear, notes)).min() == 255 and notes
     deep = Image.fromarray(np.full((4, 4), 65535, np.uint16))
-    assert np.asarray(predict.to_rgb(deep, [])).min() == 255
+    assert np.asarray(image_input.to_rgb(deep, [])).min() == 255
 
 
 def test_discover_makes_ids_unique(tmp_path):
     for sub in ("x", "y"):
         (tmp_path / sub).mkdir()
         Image.new("RGB", (8, 8)).save(tmp_path / sub / "same.png")
-    sources, missing = predict.discover([tmp_path, tmp_path / "x" / "same.png", tmp_path / "nope"])
+    sources, missing = image_input.discover([tmp_path, tmp_path / "x" / "same.png", tmp_path / "nope"])
     assert [s.image_id for s in sources] == ["same", "same-2"] and missing == [tmp_path / "nope"]
 
 

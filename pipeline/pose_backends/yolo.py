@@ -103,7 +103,7 @@ def _detect_into_shards(model: YOLO, device: str, pending: pd.DataFrame, order: 
             chunk = pending.iloc[start:start + cfg.shard_size]
             found = []
             for ids, imgs, n in _batches(chunk, root, cfg, counts):
-                found.append(_predict(model, device, imgs, ids, cfg, counts))
+                found.append(predict_arrays(model, device, imgs, ids, cfg, counts))
                 progress.update(n)
             raw = PersonArrays.concat(found)
             persons = to_persons(raw, chunk, "ultralytics", counts)
@@ -141,9 +141,17 @@ def _imread(path: Path) -> np.ndarray | None:
     return cv2.imread(str(path), cv2.IMREAD_COLOR)
 
 
-def _predict(model: YOLO, device: str, imgs: list[np.ndarray], ids: list[str], cfg: UltralyticsConfig,
-             counts: Counter) -> PersonArrays:
-    """One batch through the model -> raw persons (boxes, scores, COCO-17 keypoints)."""
+def predict_arrays(model: YOLO, device: str, imgs: list[np.ndarray], ids: list[str], cfg: UltralyticsConfig,
+                   counts: Counter) -> PersonArrays:
+    """One batch through the model -> raw persons.
+
+    ``imgs``: images as OpenCV gives them (HxWx3 BGR uint8, contiguous), any sizes; ``ids``:
+    the image_id of each, in the same order; ``device``: ``cpu`` or ``cuda:N``; settings
+    (imgsz, conf, iou, max_det, half) from ``cfg``. Returns one :class:`PersonArrays` row per
+    person found (unfiltered, before records.to_persons): ``box`` xyxy and ``keypoints``
+    [17, 3] (x, y, confidence in [0, 1], COCO-17 order) in pixels of the image as given,
+    ``score`` the box confidence; ``part_boxes`` NaN (added later). ``counts`` is not written.
+    Raises UserError when the weights are not a COCO-17 pose model."""
     if not imgs:
         return PersonArrays.empty()
     results = model.predict(imgs, imgsz=cfg.imgsz, conf=cfg.conf, iou=cfg.iou, max_det=cfg.max_det,
