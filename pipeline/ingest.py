@@ -160,6 +160,8 @@ def ingest_split(root: Path, layout: SplitLayout, lab: PairLabeler, cfg: IngestC
     boxes, box_reasons, box_keep = check_boxes(raw, rec_info, cfg)
     pairs, pair_reasons, pair_keep = check_pairs(raw, rec_info, boxes, box_keep, lab, cfg)
 
+    scene = raw.records.set_index("rec")["scene"]
+    listing = listing.assign(scene=listing["rec"].map(scene).where(listing["rec"] >= 0, None))
     images = _images_table(listing[image_reasons == ""], layout.split)
     instances = _instances_table(boxes[box_keep])
     pair_table = _pairs_table(pairs[pair_keep])
@@ -181,6 +183,7 @@ def _images_table(listing: pd.DataFrame, split: str) -> pd.DataFrame:
         "image_id": listing["image_id"], "split": split, "file": listing["file"],
         "width": listing["width"].astype(np.int32), "height": listing["height"].astype(np.int32),
         "annotated": listing["rec"] >= 0,
+        "scene_kind": pd.array(listing["scene"].to_numpy(dtype=object), dtype="str"),
     }).sort_values("image_id", kind="stable", ignore_index=True)
 
 
@@ -201,6 +204,7 @@ def _pairs_table(pairs: pd.DataFrame) -> pd.DataFrame:
         "hoi_id": pd.array(pairs["hoi_id"].where(pairs["hoi_id"] > 0), dtype="Int32"),
         # pandas' string dtype, as tables.read returns it (missing = NaN)
         "role": pd.array(pairs["role"].to_numpy(dtype=object), dtype="str"),
+        "part_labels": pd.Series(pairs["part_labels"].to_numpy(dtype=object), index=pairs.index, dtype=object),
         "pos": pairs["pos"],
     })
     return out.sort_values(["image_id", "pos"], kind="stable", ignore_index=True).drop(columns="pos")

@@ -45,6 +45,8 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("width", pa.int32()),
         ("height", pa.int32()),
         ("annotated", pa.bool_()),  # False for images the annotation file omits
+        # the record's optional "scene" tag (synthetic data: its scene kind); null = none
+        ("scene_kind", pa.string()),
     ]),
     # one row per annotated box; index = position in the file's annotation list
     "instances": pa.schema([
@@ -61,6 +63,9 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("verb_id", pa.int32()),  # HICO-DET verb id 1..117 | V-COCO action id 1..26
         ("hoi_id", pa.int32()),  # HICO-DET HOI id 1..600, null for V-COCO
         ("role", pa.string()),  # V-COCO role (obj | instr), null for HICO-DET and agent-only
+        # part-level interactiveness, PART_GROUP_NAMES order: 1 = the subject's body part takes
+        # part in the interaction; null = unknown (real HICO-DET / V-COCO without HAKE labels)
+        ("part_labels", pa.list_(pa.int8(), len(PART_GROUP_NAMES))),
     ]),
     # one row per person found by the pose backend
     "persons": pa.schema([
@@ -104,6 +109,8 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("crowded", pa.bool_()),  # False = sparse
         ("tiny", pa.bool_()),  # False = normal
         ("occluded", pa.bool_()),  # False = less occlusion
+        ("scene_kind", pa.string()),  # the images table's scene tag, null = none
+        ("cross_person", pa.bool_()),  # scene_kind == "cross_person" (cue only on another person)
         ("sample_weight", pa.float32()),  # sparsity-adaptive sampling weight (alpha | 1)
     ]),
     # one row per HOI triplet after post-processing (model/postprocess.py: NIS, pair NMS,
@@ -134,6 +141,11 @@ SCHEMAS: dict[str, pa.Schema] = {
 }
 
 
+# nullable columns added after the first release: a frame without one gets it as nulls when
+# written, and a file written before it was added reads back with it as nulls
+OPTIONAL_COLUMNS: dict[str, tuple[str, ...]] = {"images": ("scene_kind",), "pairs": ("part_labels",)}
+
+
 class TableError(UserError):
     """A table file that is missing, unreadable, or does not match its schema."""
 
@@ -146,6 +158,9 @@ def empty(name: str) -> pd.DataFrame:
 def to_arrow(df: pd.DataFrame, name: str) -> pa.Table:
     """Convert ``df`` to table ``name``'s schema (column order and types), naming what is wrong."""
     schema = SCHEMAS[name]
+    absent = [c for c in OPTIONAL_COLUMNS.get(name, ()) if c not in df.columns]
+    if absent:
+        df = df.assign(**{c: pd.Series([None] * len(df), index=df.index, dtype=object) for c in absent})
     missing = [f.name for f in schema if f.name not in df.columns]
     if missing:
         raise TableError(f"table '{name}': missing column(s) {missing}")
@@ -163,8 +178,12 @@ def write(df: pd.DataFrame, name: str, path: str | Path) -> Path:
 def write_arrow(table: pa.Table, name: str, path: str | Path) -> Path:
     """Write an arrow ``table`` as table ``name`` atomically (columns selected and cast to the
     schema; for large tables built without pandas)."""
+    schema = SCHEMAS[name]
+    for column in OPTIONAL_COLUMNS.get(name, ()):
+        if column not in table.column_names:
+            table = table.append_column(schema.field(column), pa.nulls(table.num_rows, schema.field(column).type))
     try:
-        table = table.select(SCHEMAS[name].names).cast(SCHEMAS[name])
+        table = table.select(schema.names).cast(schema)
     except (KeyError, pa.ArrowInvalid, pa.ArrowTypeError, ValueError) as exc:
         raise TableError(f"table '{name}': {exc}") from None
     return write_parquet(table, path)
@@ -251,6 +270,9 @@ def read_arrow(path: str | Path, name: str) -> pa.Table:
                     f"which pyarrow {pa.__version__} cannot read: run the stage that writes it again")
         raise TableError(f"{path}: not a readable parquet file ({exc}){hint}") from None
     schema = SCHEMAS[name]
+    for column in OPTIONAL_COLUMNS.get(name, ()):
+        if column not in table.column_names:  # a file written before the column existed
+            table = table.append_column(schema.field(column), pa.nulls(table.num_rows, schema.field(column).type))
     for field in schema:
         if field.name not in table.column_names:
             raise TableError(f"{path}: column '{field.name}' missing (table '{name}')")

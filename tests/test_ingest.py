@@ -95,6 +95,7 @@ def test_hico_round_trip_exact(tmp_path):
         "width": np.array([64, 50, 32, 40, 36], dtype=np.int32),
         "height": np.array([48, 40, 32, 30, 24], dtype=np.int32),
         "annotated": [True, True, False, True, False],
+        "scene_kind": pd.array([None] * 5, dtype="str"),  # no record carries a "scene" tag
     })
     pd.testing.assert_frame_equal(res.images, expected_images)
     expected_instances = pd.DataFrame({
@@ -113,6 +114,7 @@ def test_hico_round_trip_exact(tmp_path):
     assert res.pairs["verb_id"].tolist() == [RIDE, HOLD, KICK, NO_INTERACTION, FLY]
     assert res.pairs["hoi_id"].tolist() == [19, 12, 496, 502, 4]
     assert res.pairs["role"].isna().all()
+    assert res.pairs["part_labels"].isna().all()  # no entry carries part labels: unknown
 
 
 def test_run_writes_tables_that_read_back(tmp_path):
@@ -125,6 +127,76 @@ def test_run_writes_tables_that_read_back(tmp_path):
     assert pairs["hoi_id"].tolist() == [19, 12, 496, 502, 4]
     assert json.loads((tmp_path / "reports" / "ingest.json").read_text()) == summary
     assert not list((tmp_path / "out").glob(".*tmp"))
+
+
+# ---------------------------------------------------------------- optional part labels and scene tag
+
+KICK_PARTS, HOLD_PARTS = [1, 1, 0, 0, 0, 0], [0, 0, 0, 1, 1, 0]  # foot+leg; hand+arm
+
+
+def with_train(change) -> list:
+    data = copy.deepcopy(HICO_TRAIN)
+    change(data)
+    return data
+
+
+def _label_pairs(d: list) -> None:
+    d[1]["hoi_annotation"][0]["part_labels"] = KICK_PARTS
+    d[1]["hoi_annotation"][1]["part_labels"] = [0] * 6  # the no_interaction pair: no part
+    d[0]["hoi_annotation"][1]["part_labels"] = HOLD_PARTS
+    d[1]["scene"] = "cross_person"
+
+
+def test_part_labels_and_scene_tag_round_trip_through_the_tables(tmp_path):
+    root = make_hico(tmp_path / "hico", with_train(_label_pairs))
+    run(write_params(tmp_path, root), tmp_path / "out", tmp_path / "ingest.json")
+    pairs = tables.read(tmp_path / "out" / "pairs.parquet", "pairs")
+    labels = [None if v is None else [int(x) for x in v] for v in pairs["part_labels"]]
+    # T1 ride (absent: unknown), T1 hold, T2 kick, T2 no_interaction, E1 fly (absent)
+    assert labels == [None, HOLD_PARTS, KICK_PARTS, [0] * 6, None]
+    images = tables.read(tmp_path / "out" / "images.parquet", "images").set_index("image_id")
+    assert images.loc[T2, "scene_kind"] == "cross_person"
+    assert images.drop(index=T2)["scene_kind"].isna().all()  # untagged records and unlisted files
+
+
+def test_part_labels_follow_their_pair_when_pairs_are_skipped(tmp_path):
+    def change(d: list) -> None:
+        _label_pairs(d)
+        d[1]["hoi_annotation"][0]["subject_id"] = 9  # index out of range: skipped
+    res = hico(tmp_path, with_train(change))
+    kept = res.pairs[res.pairs["image_id"] == T2]
+    assert kept["verb_id"].tolist() == [NO_INTERACTION]
+    assert [list(v) for v in kept["part_labels"]] == [[0] * 6]
+
+
+@pytest.mark.parametrize("value, found", [
+    ([1, 1, 0, 0, 0], "[1, 1, 0, 0, 0]"),  # five values
+    ([1, 1, 0, 0, 0, 2], "[1, 1, 0, 0, 0, 2]"),  # not 0/1
+    ([1, 1, 0, 0, 0, True], "[1, 1, 0, 0, 0, true]"),  # a boolean is not 0/1 here
+    ([1, 1, 0, 0, 0, 0.5], "[1, 1, 0, 0, 0, 0.5]"),
+    ("110000", '"110000"'),
+])
+def test_malformed_part_labels_are_a_one_line_error(tmp_path, value, found):
+    def change(d: list) -> None:
+        d[0]["hoi_annotation"][0]["part_labels"] = value
+    message = error_of(tmp_path, test=with_test(change))
+    assert f"test_hico.json: record 0 ({E1}.jpg): hoi_annotation[0].part_labels must be a list of 6 values " \
+           f"0 or 1 (foot, leg, hip, hand, arm, head), found {found}" in message
+
+
+def test_null_part_labels_mean_unknown_and_a_bad_scene_tag_fails(tmp_path):
+    res = hico(tmp_path, test=with_test(lambda d: d[0]["hoi_annotation"][0].update(part_labels=None)))
+    assert res.pairs["part_labels"].isna().all()
+    message = error_of(tmp_path / "b", test=with_test(lambda d: d[0].update(scene=3)))
+    assert f"record 0 ({E1}.jpg): 'scene' must be a non-empty string, found 3" in message
+
+
+def test_vcoco_route_reads_part_labels(tmp_path):
+    train = copy.deepcopy(VCOCO_TRAIN)
+    train[0]["hoi_annotation"][0]["part_labels"] = HOLD_PARTS
+    res = ingest(DatasetConfig(format="v-coco", root=make_vcoco(tmp_path / "vcoco", train)), IngestConfig())
+    labels = [None if v is None else list(v) for v in res.pairs["part_labels"]]
+    assert labels == [HOLD_PARTS, None, None, None, None]  # hold_obj labelled; the rest unknown
 
 
 def test_summary_counts_and_invariants(tmp_path):

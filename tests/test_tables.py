@@ -31,9 +31,9 @@ def frame_with_null_lists(name: str, rows: int = 4) -> pd.DataFrame:
     for field in tables.SCHEMAS[name]:
         t = field.type
         if pa.types.is_fixed_size_list(t):
-            data[field.name] = pd.Series(
-                [None if i in (0, 2) else rng.random(t.list_size).astype(np.float32) for i in range(rows)],
-                dtype=object)
+            value = ((lambda: rng.integers(0, 2, t.list_size).astype(np.int8)) if pa.types.is_integer(t.value_type)
+                     else (lambda: rng.random(t.list_size).astype(np.float32)))
+            data[field.name] = pd.Series([None if i in (0, 2) else value() for i in range(rows)], dtype=object)
         elif pa.types.is_string(t):
             data[field.name] = [f"img_{i // 2}" for i in range(rows)]
         elif pa.types.is_floating(t):
@@ -61,7 +61,7 @@ def assert_same_lists(a: pd.Series, b: pd.Series) -> None:
 
 
 def test_tables_with_fixed_size_lists_are_known() -> None:
-    assert set(FIXED_LIST_TABLES) == {"persons", "predictions", "pair_predictions"}
+    assert set(FIXED_LIST_TABLES) == {"persons", "pairs", "predictions", "pair_predictions"}
 
 
 @pytest.mark.parametrize("name", FIXED_LIST_TABLES)
@@ -150,3 +150,28 @@ def test_a_file_that_cannot_be_read_back_is_never_left_behind(tmp_path, monkeypa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["persons.parquet"]  # no temporary file
     monkeypatch.undo()
     assert len(tables.read(path, "persons")) == 4
+
+
+def test_optional_columns_are_null_when_a_frame_or_an_old_file_lacks_them(tmp_path) -> None:
+    """``pairs.part_labels`` and ``images.scene_kind`` came later: producers that do not know
+    them write nulls, and files written before them read back with null columns."""
+    pairs = frame_with_null_lists("pairs").drop(columns="part_labels")
+    back = tables.read(tables.write(pairs, "pairs", tmp_path / "pairs.parquet"), "pairs")
+    assert list(back.columns) == tables.SCHEMAS["pairs"].names and back["part_labels"].isna().all()
+    images = frame_with_null_lists("images")
+    old = tables.to_arrow(images, "images").drop_columns("scene_kind")
+    pq.write_table(old, tmp_path / "images.parquet")  # as the pipeline wrote it before
+    back = tables.read(tmp_path / "images.parquet", "images")
+    assert back["scene_kind"].isna().all() and list(back["image_id"]) == list(images["image_id"])
+    arrow = tables.write_arrow(old, "images", tmp_path / "images2.parquet")
+    assert tables.read(arrow, "images")["scene_kind"].isna().all()
+
+
+def test_part_labels_round_trip_as_int8_lists(tmp_path) -> None:
+    pairs = frame_with_null_lists("pairs")
+    pairs["part_labels"] = pd.Series([[1, 1, 0, 0, 0, 0], None, [0] * 6, [0, 0, 0, 1, 1, 0]], dtype=object)
+    back = tables.read(tables.write(pairs, "pairs", tmp_path / "pairs.parquet"), "pairs")
+    assert back["part_labels"].iloc[1] is None
+    assert [list(v) for v in back["part_labels"].iloc[[0, 2, 3]]] == [[1, 1, 0, 0, 0, 0], [0] * 6, [0, 0, 0, 1, 1, 0]]
+    assert tables.read_arrow(tmp_path / "pairs.parquet", "pairs").schema.field("part_labels").type == \
+        pa.list_(pa.int8(), 6)

@@ -3,9 +3,13 @@ and flattening into three frames.
 
 A file is a list of image records ``{"file_name", "annotations": [{"bbox": [x1, y1, x2, y2],
 "category_id"}], "hoi_annotation": [{"subject_id", "object_id", "category_id",
-"hoi_category_id"?}]}``. Structural mistakes (wrong JSON, wrong types, missing keys, repeated
-file names) always stop the stage with a one-line ``UserError`` naming the file and the record;
-the values themselves (ranges, ids, box geometry) are checked later, in ``checks``.
+"hoi_category_id"?, "part_labels"?}], "scene"?}``. Two optional keys are this project's
+additions: ``part_labels`` (6 ints in {0, 1}, body-part groups foot, leg, hip, hand, arm, head:
+1 = that part of the subject takes part in the interaction) and the record's ``scene`` tag (a
+non-empty string; the synthetic data's scene kind). Structural mistakes (wrong JSON, wrong
+types, missing keys, repeated file names, malformed optional keys) always stop the stage with
+a one-line ``UserError`` naming the file and the record; the values themselves (ranges, ids,
+box geometry) are checked later, in ``checks``.
 """
 
 from __future__ import annotations
@@ -21,17 +25,19 @@ import pandas as pd
 from pipeline.errors import UserError
 
 INT32_MAX = 2**31 - 1
+PART_LABELS = 6  # body-part groups of ``part_labels`` (pipeline.tables.PART_GROUP_NAMES)
 
 
 @dataclass(frozen=True)
 class RawSplit:
     """One annotation file, flattened; ``rec`` is the 0-based record position in the file.
 
-    records: rec, file_name, n_ann (number of boxes), n_hoi.
+    records: rec, file_name, n_ann (number of boxes), n_hoi, scene (the optional tag, None).
     boxes: rec, index (position in ``annotations``), category_id, x1, y1, x2, y2 (float64,
         pixels, exactly as the file gives them).
     hois: rec, pos (position in ``hoi_annotation``), subject, object, verb (the raw
-        ``category_id``), hoi (``hoi_category_id``, 0 when absent), has_hoi.
+        ``category_id``), hoi (``hoi_category_id``, 0 when absent), has_hoi, part_labels (a
+        list of 6 ints, None when absent).
     """
 
     source: str
@@ -78,6 +84,9 @@ def check_record(rec: object, where: str) -> None:
     if not isinstance(name, str) or name.strip() in {"", ".", ".."} or "/" in name or "\\" in name:
         raise UserError(f"{where}: file_name must be a plain file name, found {name!r}")
     where = f"{where} ({name})"
+    scene = rec.get("scene")
+    if scene is not None and not (isinstance(scene, str) and scene.strip()):
+        raise UserError(f"{where}: 'scene' must be a non-empty string, found {_short(scene)}")
     anns = _field_list(rec, "annotations", where)
     hois = _field_list(rec, "hoi_annotation", where)
     for k, ann in enumerate(anns):
@@ -111,6 +120,11 @@ def _check_hoi(hoi: object, where: str) -> None:
         _require_int(hoi, key, where)
     if hoi.get("hoi_category_id") is not None:
         _require_int(hoi, "hoi_category_id", where)
+    labels = hoi.get("part_labels")
+    if labels is not None and not (isinstance(labels, list) and len(labels) == PART_LABELS
+                                   and all(_is_int(v) and v in (0, 1) for v in labels)):
+        raise UserError(f"{where}.part_labels must be a list of {PART_LABELS} values 0 or 1 (foot, leg, hip, "
+                        f"hand, arm, head), found {_short(labels)}")
 
 
 def _require_int(obj: dict, key: str, where: str) -> None:
@@ -148,6 +162,7 @@ def flatten(data: list[dict], source: str) -> RawSplit:
         "file_name": [r["file_name"] for r in data],
         "n_ann": n_ann,
         "n_hoi": n_hoi,
+        "scene": [r.get("scene") for r in data],
     })
     coords = np.array([a["bbox"] for r in data for a in r["annotations"]], dtype=np.float64).reshape(-1, 4)
     boxes = pd.DataFrame({
@@ -166,6 +181,7 @@ def flatten(data: list[dict], source: str) -> RawSplit:
         "verb": np.array([h["category_id"] for h in hoi_items], dtype=np.int64),
         "hoi": np.array([0 if v is None else v for v in hoi_raw], dtype=np.int64),
         "has_hoi": np.array([v is not None for v in hoi_raw], dtype=bool),
+        "part_labels": pd.Series([h.get("part_labels") for h in hoi_items], dtype=object),
     })
     return RawSplit(source, records, boxes, hois)
 
