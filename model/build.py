@@ -34,7 +34,9 @@ def build(cfg: ModelConfig, stage: Literal[1, 2], num_obj_classes: int, num_verb
 
 def from_spec(spec: dict) -> PairDetector:
     """The network a checkpoint describes (``net.spec()``), without weights or DETR import."""
-    cfg = ModelConfig.model_validate({**spec["config"], "pretrained": None, "backbone_weights": None})
+    # checkpoints written before part_weighting existed used the literal eq. 7
+    cfg = ModelConfig.model_validate({"part_weighting": "literal", **spec["config"], "pretrained": None,
+                                      "backbone_weights": None})
     cls = InteractivenessNet if spec["stage"] == 1 else VerbNet
     return cls(cfg, spec["num_obj_classes"], spec["num_verbs"])
 

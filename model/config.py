@@ -50,6 +50,9 @@ class ModelConfig(Section):
     part_filter: Literal["fraction", "per_query_topk"] = "fraction"  # decision 5
     part_filter_fraction: float = Field(0.25, gt=0.0, le=1.0)
     part_filter_topk: int = Field(3, ge=1, le=6)
+    # eq. 7's part weights: literal (n p_part: frozen filter, issue 13) | soft (p_part; n on masks
+    # only) | straight_through (literal forward, soft gradient); README "Fidelity"
+    part_weighting: Literal["literal", "soft", "straight_through"] = "soft"
     ablation: Ablation = "full"
     # verb classifier (stage 2)
     dec_layers_verb: int = Field(6, ge=1)

@@ -6,7 +6,8 @@ body-part masks m_part^k of all persons (eq. 1) and each query's predicted human
 
 - one-time passing (``full``, ``no_progressive``): a one-layer decoder h (no mask) + FFN gives
   p_part [B, Q, 6]; filtering keeps n^{ik} (decision 5); merged mask (eq. 6) and merged query
-  d_mer = d + sum_k d_part^k n^k p_part^k (eq. 7, d_part^k = f_part^k(d), decision 6) go through
+  d_mer = d + sum_k d_part^k w^k (eq. 7, d_part^k = f_part^k(d), decision 6; w^k = n^k p_part^k
+  literally, p_part^k with ``part_weighting: soft``, see :func:`part_weights`) go through
   the 3-layer masked decoder f_dec2 with progressive masks (eqs. 3-5) or eq. 4 everywhere;
   p_int = sigmoid(f_int(e_mer)).
 - six passes (``intuitive``: m = m_part^k; ``no_saliency``: all-ones; ``no_one_time``:
@@ -67,10 +68,29 @@ class PartQueries(nn.Module):
         return torch.einsum("bqkd,kde->bqke", h, self.w2) + self.b2
 
 
-def merge_queries(d: Tensor, part_queries: Tensor, selected: Tensor, p_part: Tensor) -> Tensor:
-    """Eq. (7): d [B, Q, C], d_part [B, Q, 6, C], n [B, Q, 6], p_part [B, Q, 6] -> d_mer [B, Q, C]."""
-    weight = selected.to(p_part.dtype) * p_part  # [B, Q, 6]; gradient reaches p_part here
-    return d + torch.einsum("bqk,bqkc->bqc", weight, part_queries)
+def part_weights(p_part: Tensor, selected: Tensor, mode: str = "literal") -> Tensor:
+    """The weight of each d_part^k in eq. (7): p_part, n [B, Q, 6] -> [B, Q, 6].
+
+    ``literal``: n^{ik} p_part^{ik} (the paper's text). Its gradient reaches p_part only
+    through the parts already selected, so the top-k filter keeps whatever initialisation
+    favoured (issue 13). ``soft``: p_part^{ik} for every part (n only on the masks): every
+    part's score learns from the merged query. ``straight_through``: the literal value in the
+    forward pass, the soft gradient in the backward pass (unselected parts get the gradient
+    they would have if they were added with weight 0)."""
+    n = selected.to(p_part.dtype)
+    if mode == "literal":
+        return n * p_part
+    if mode == "soft":
+        return p_part
+    if mode == "straight_through":
+        return n * p_part + (1 - n) * (p_part - p_part.detach())
+    raise ValueError(f"unknown part weighting {mode!r}")
+
+
+def merge_queries(d: Tensor, part_queries: Tensor, selected: Tensor, p_part: Tensor, mode: str = "literal") -> Tensor:
+    """Eq. (7): d [B, Q, C], d_part [B, Q, 6, C], n [B, Q, 6], p_part [B, Q, 6] -> d_mer [B, Q, C]
+    (weights by :func:`part_weights`)."""
+    return d + torch.einsum("bqk,bqkc->bqc", part_weights(p_part, selected, mode), part_queries)
 
 
 class InteractivenessClassifier(nn.Module):
@@ -126,7 +146,7 @@ class InteractivenessClassifier(nn.Module):
         p_part = part_logits.sigmoid()
         cfg = self.cfg
         selected = select_parts(p_part, cfg.part_filter, cfg.part_filter_fraction, cfg.part_filter_topk)  # n^{ik}
-        d_mer = merge_queries(d, self.part_queries(d), selected, p_part)  # eq. 7
+        d_mer = merge_queries(d, self.part_queries(d), selected, p_part, cfg.part_weighting)  # eq. 7
         hum, objm = self._box_masks(scene, sub, obj)
         layers = merged_layer_masks(scene.part, hum, objm, selected, progressive=cfg.ablation == "full")
         e, weights, applied = self._decode(d_mer, scene, list(layers[: cfg.dec_layers_int]), None, need_weights)
