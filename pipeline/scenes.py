@@ -20,6 +20,10 @@ scenes, but the supplementary that defines the splits is not public; the rules b
   ``occluded_cover`` of the smaller box, or the pose persons matched to annotated persons
   have on average at least ``occluded_keypoints`` of their 17 keypoints scored below
   ``keypoint_score``; less occlusion otherwise. Either criterion is off when set to null.
+- **cross_person** <=> the image's ``scene_kind`` (the annotation record's optional ``scene``
+  tag, ingested into the images table) is ``cross_person``: synthetic scenes whose target pair
+  is decidable only from another person (``synth``); False wherever the tag is absent, as on
+  real HICO-DET and V-COCO. ``scene_kind`` itself is copied into the table.
 - **sample_weight** = α for crowded training images, 1 otherwise (test images are never
   sampled). α is read once, from ``train.alpha`` (ARCHITECTURE decision 7); α = 1 is uniform.
 
@@ -45,7 +49,8 @@ from pipeline.params import DatasetConfig, Section, section
 BOX = ["x1", "y1", "x2", "y2"]
 NO_OBJECT = -1  # entity id of the missing object of a V-COCO agent-only pair
 UNKNOWN = -2  # entity id of a pair member whose instance index is absent from instances
-FLAGS = ("crowded", "tiny", "occluded")
+FLAGS = ("crowded", "tiny", "occluded", "cross_person")
+TAG_SPLITS = ("cross_person",)  # scene_kind values that are boolean split columns of their own
 TABLES = ("images", "instances", "pairs", "persons", "parts")
 
 
@@ -272,8 +277,9 @@ def scene_stats(
     subjects = pe["subject"].unique() if cfg.person_source == "subjects" else None
     ents = person_entities(inst, subjects)
     pose = pose_table(frames["persons"], frames["parts"], cfg)
+    kind = images["scene_kind"] if "scene_kind" in images.columns else pd.Series(None, index=images.index, dtype="str")
     out = (
-        images[["image_id", "split"]].set_index("image_id")
+        images[["image_id", "split"]].assign(scene_kind=kind.to_numpy()).set_index("image_id")
         .join(person_summary(ents, images))
         .join(pair_counts(pe, no_interaction))
         .join(pose_summary(ents, pose, cfg))
@@ -283,8 +289,8 @@ def scene_stats(
 
 
 def add_splits(stats: pd.DataFrame, cfg: ScenesConfig) -> pd.DataFrame:
-    """Add the boolean ``crowded``, ``tiny`` and ``occluded`` columns (rules in the module
-    docstring). Missing measures (no persons, no matched pose) never set a flag."""
+    """Add the boolean ``crowded``, ``tiny``, ``occluded`` and ``TAG_SPLITS`` columns (rules in
+    the module docstring). Missing measures (no persons, no matched pose) never set a flag."""
     crowded = stats["persons"] >= cfg.crowded_persons
     if cfg.crowded_pairs is not None:
         crowded |= stats["interactive_pairs"] >= cfg.crowded_pairs
@@ -297,6 +303,7 @@ def add_splits(stats: pd.DataFrame, cfg: ScenesConfig) -> pd.DataFrame:
         crowded=crowded.to_numpy(bool),
         tiny=(stats["min_person_area"] < cfg.tiny_area).to_numpy(bool),  # NaN < x is False
         occluded=occluded.to_numpy(bool),
+        **{tag: (stats["scene_kind"] == tag).fillna(False).to_numpy(bool) for tag in TAG_SPLITS},
     )
 
 
@@ -336,7 +343,7 @@ def _split_summary(df: pd.DataFrame, name: str) -> dict[str, float]:
 
 def summarize(scenes: pd.DataFrame, alpha: float) -> dict[str, float]:
     """Flat numeric metrics: per dataset split and ``all``, image count, count and share of
-    crowded/tiny/occluded images, mean persons and interactive pairs, merged duplicate boxes,
+    crowded/tiny/occluded/cross_person images, mean persons and interactive pairs, merged duplicate boxes,
     share of persons matched to a pose; plus α and the expected share of crowded images in
     the sampler's draws from the train split (``train/sampled_crowded_share``)."""
     out: dict[str, float] = {"alpha": alpha}

@@ -143,7 +143,9 @@ SCHEMAS: dict[str, pa.Schema] = {
 
 # nullable columns added after the first release: a frame without one gets it as nulls when
 # written, and a file written before it was added reads back with it as nulls
-OPTIONAL_COLUMNS: dict[str, tuple[str, ...]] = {"images": ("scene_kind",), "pairs": ("part_labels",)}
+OPTIONAL_COLUMNS: dict[str, tuple[str, ...]] = {
+    "images": ("scene_kind",), "pairs": ("part_labels",), "scenes": ("scene_kind", "cross_person"),
+}
 
 
 class TableError(UserError):

@@ -275,3 +275,28 @@ def test_cli_scenes_writes_table_and_metrics(tmp_path: Path) -> None:
     missing = CliRunner().invoke(app, ["scenes", "--params", str(params), "--data", str(data),
                                        "--out", str(out), "--report", str(report)])
     assert missing.exit_code == 2 and "parts.parquet" in missing.output
+
+
+# --------------------------------------------------------------------------- scene tags
+
+
+def test_cross_person_column_follows_the_scene_tag(tmp_path: Path) -> None:
+    """Images tagged ``cross_person`` (synth's scene kind, via ingest's images.scene_kind) are
+    the cross_person split; other tags and untagged images (real datasets) are not."""
+    fr = frames(images=[image("x") | {"scene_kind": "cross_person"}, image("g") | {"scene_kind": "group"},
+                        image("r", "test")],
+                instances=[inst("x", 0, (0, 0, 30, 60)), inst("g", 0, (0, 0, 30, 60)), inst("r", 0, (0, 0, 30, 60))])
+    out = scenes(fr)
+    assert out["cross_person"].to_dict() == {"x": True, "g": False, "r": False}
+    assert out["scene_kind"].tolist()[:2] == ["cross_person", "group"] and pd.isna(out.loc["r", "scene_kind"])
+    path = tables.write(out.reset_index(), "scenes", tmp_path / "scenes.parquet")
+    back = tables.read(path, "scenes").set_index("image_id")
+    assert back["cross_person"].dtype == bool and back["cross_person"].sum() == 1
+    summary = sc.summarize(out.reset_index(), 3.0)
+    assert summary["train/cross_person/count"] == 1 and summary["all/cross_person/share"] == pytest.approx(1 / 3)
+
+
+def test_images_without_the_scene_kind_column_are_untagged() -> None:
+    fr = frames(images=[image("a")], instances=[inst("a", 0, (0, 0, 30, 60))])
+    fr["images"] = fr["images"].drop(columns="scene_kind")  # a frame built before the column existed
+    assert not scenes(fr)["cross_person"].any()
