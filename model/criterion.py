@@ -29,7 +29,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from model.box_geometry import cxcywh_to_xyxy, elementwise_giou
-from model.losses import bce_terms, focal_terms, weighted_ce_sum
+from model.losses import bce_terms, focal_terms, part_label_loss, weighted_ce_sum
 from model.matcher import HungarianMatcher, Indices, MatcherWeights
 
 DET_KEYS = ("loss_obj_ce", "loss_sub_bbox", "loss_obj_bbox", "loss_sub_giou", "loss_obj_giou")
@@ -45,6 +45,7 @@ class LossWeights:
     int: float = 1.0
     verb: float = 1.0
     consistency: float = 0.0  # released code's undisclosed MSE(p_int, max_k p_part^k); paper: 0
+    part: float = 0.0  # Sec. 5.3 body-part supervision (model/losses.part_label_loss); 0 = off
     eos_coef: float = 0.1
     int_loss: str = "bce"  # bce (released code) | focal
     focal_gamma: float = 2.0
@@ -112,7 +113,7 @@ class SetCriterion(nn.Module):
         return {
             "loss_obj_ce": self.w.obj_ce, "loss_sub_bbox": self.w.bbox, "loss_obj_bbox": self.w.bbox,
             "loss_sub_giou": self.w.giou, "loss_obj_giou": self.w.giou, "loss_int": self.w.int,
-            "loss_consistency": self.w.consistency, "loss_verb": self.w.verb,
+            "loss_consistency": self.w.consistency, "loss_verb": self.w.verb, "loss_part": self.w.part,
         }[base]
 
     def total(self, losses: dict[str, Tensor]) -> Tensor:
@@ -178,6 +179,10 @@ class SetCriterion(nn.Module):
             part_max = out["pred_part_scores"].float().amax(-1)  # [B, Q]
             mse = (logits.sigmoid() - part_max).pow(2).sum() / norm["queries"]
             losses["loss_consistency"] = mse
+        # --- issue 13: optional part-level supervision of the matched queries' part scores
+        if self.w.part and "pred_part_logits" in out and all("part_labels" in t for t in targets):
+            b, q = _matched(indices)
+            losses["loss_part"] = part_label_loss(out["pred_part_logits"][b, q], _gather(targets, "part_labels", indices))
         return losses
 
     def _verbs(self, out: dict, targets: list[dict[str, Tensor]], indices: Indices,

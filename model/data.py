@@ -5,7 +5,8 @@ One target per image, built once at construction (vectorised over the tables):
 - one entry per unique (subject, object) pair of the pairs table, QPIC-style: ``sub_boxes``,
   ``obj_boxes`` (zeros without object), ``has_obj``, ``obj_labels`` (contiguous index of
   :mod:`model.label_space`; V-COCO's missing object -> the extra class), ``verbs`` (multi-hot
-  over the label space's verbs), ``interactive``;
+  over the label space's verbs), ``interactive``, ``part_labels`` [G, 6] (the pairs table's
+  part-level labels, any verb row's 1 wins, NaN = unknown; Sec. 5.3's supervision);
 - ``part_boxes`` [P, 10, 4] of every person the pose stage found, ``part_valid`` Bool[P, 10];
 - ``orig_size`` (h, w) of the file, ``image_id``, ``index``.
 
@@ -32,6 +33,7 @@ from model.transforms import Compose
 from pipeline.errors import UserError
 
 BOX = ["x1", "y1", "x2", "y2"]
+PART_GROUPS = 6  # foot, leg, hip, hand, arm, head (pipeline.tables.PART_GROUP_NAMES)
 
 
 @dataclass
@@ -86,7 +88,25 @@ def pair_targets(pairs: pd.DataFrame, inst: pd.DataFrame, sizes: pd.DataFrame,
     obj_label = np.full(len(uniq), -1, dtype=np.int64)
     obj_label[ok] = space.object_index(obj_cat[ok])
     frame["obj_label"] = obj_label
+    labels = pair_part_labels(pairs, group, len(uniq))
+    frame[[f"part_{k}" for k in range(PART_GROUPS)]] = labels
     return frame[ok].reset_index(drop=True), verbs[ok], int((~ok).sum())
+
+
+def pair_part_labels(pairs: pd.DataFrame, group: np.ndarray, n: int) -> np.ndarray:
+    """[n, 6] float32 part-level interactiveness labels of the unique pairs (foot, leg, hip,
+    hand, arm, head; 1 = involved), NaN where unknown: a part is involved when any verb row of
+    the pair says so; rows with a null label are ignored; a pair without any labelled row (or a
+    pairs table without the ``part_labels`` column) is unknown."""
+    out = np.full((n, PART_GROUPS), np.nan, dtype=np.float32)
+    if "part_labels" not in pairs.columns or not len(pairs):
+        return out
+    col = pairs["part_labels"].to_numpy()
+    known = np.array([v is not None and not (np.isscalar(v) and pd.isna(v)) for v in col], dtype=bool)
+    if known.any():
+        rows = np.stack([np.asarray(v, dtype=np.float32) for v in col[known]])  # [K, 6]
+        np.fmax.at(out, group[known], rows)  # fmax: NaN (unknown so far) loses to any label
+    return out
 
 
 def _nonempty(b: np.ndarray) -> np.ndarray:
@@ -132,7 +152,8 @@ def build_records(root: Path, images: pd.DataFrame, instances: pd.DataFrame, pai
     sub = frame[["sx1", "sy1", "sx2", "sy2"]].to_numpy(np.float32)
     obj = frame[["ox1", "oy1", "ox2", "oy2"]].to_numpy(np.float32)
     cols = {"has_obj": frame["has_obj"].to_numpy(bool), "obj_labels": frame["obj_label"].to_numpy(np.int64),
-            "interactive": frame["interactive"].to_numpy(np.float32)}
+            "interactive": frame["interactive"].to_numpy(np.float32),
+            "part_labels": frame[[f"part_{k}" for k in range(PART_GROUPS)]].to_numpy(np.float32)}
     records = []
     for image_id in image_ids:
         r, q = by_pair[image_id], by_part[image_id]

@@ -28,3 +28,13 @@ def weighted_ce_sum(logits: Tensor, labels: Tensor, class_weight: Tensor) -> Ten
     """Sum over rows of ``class_weight[label] * CE(logits, label)`` (the caller divides by the
     batch-wide sum of the weights, which is what a weighted mean-reduced CE computes)."""
     return F.cross_entropy(logits, labels, weight=class_weight, reduction="sum")
+
+
+def part_label_loss(part_logits: Tensor, labels: Tensor) -> Tensor:
+    """Body-part supervision (paper Sec. 5.3, the HAKE-supervised variant): BCE of the part
+    scores p_part^k against part-level interactiveness labels, averaged over the labelled
+    entries. part_logits [K, 6] (logits of the matched queries), labels [K, 6] (1 = part
+    involved, 0 = not, NaN = unknown: rows without labels are ignored). 0 without labels."""
+    known = ~labels.isnan()
+    terms = F.binary_cross_entropy_with_logits(part_logits.float(), labels.nan_to_num(0.0).float(), reduction="none")
+    return (terms * known).sum() / known.sum().clamp(min=1)

@@ -34,6 +34,7 @@ from pipeline.tables import FLIP_PARTS
 Target = dict[str, object]
 Transform = Callable[[Image.Image, Target, np.random.Generator], tuple[Image.Image, Target]]
 PAIR_KEYS = ("sub_boxes", "obj_boxes", "has_obj", "obj_labels", "verbs", "interactive")
+OPTIONAL_PAIR_KEYS = ("part_labels",)  # [T, 6] float, NaN = unknown (model/data.py)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -127,7 +128,7 @@ def crop(img: Image.Image, tgt: Target, top: int, left: int, h: int, w: int) -> 
     for key in ("sub_boxes", "obj_boxes", "part_boxes"):
         tgt[key] = np.clip(tgt[key] - shift, 0, hi).astype(np.float32)
     keep = _nonempty(tgt["sub_boxes"]) & (_nonempty(tgt["obj_boxes"]) | ~tgt["has_obj"])
-    for key in PAIR_KEYS:
+    for key in PAIR_KEYS + tuple(k for k in OPTIONAL_PAIR_KEYS if k in tgt):
         tgt[key] = tgt[key][keep]
     tgt["obj_boxes"][~tgt["has_obj"]] = 0  # no object: stays the all-zero box
     tgt["part_valid"] = tgt["part_valid"] & _nonempty(tgt["part_boxes"])
@@ -192,8 +193,9 @@ class ToTensor:
             b = tgt[key] / rel
             out[key] = torch.from_numpy(np.concatenate([(b[:, :2] + b[:, 2:]) / 2, b[:, 2:] - b[:, :2]], 1))
         out["obj_boxes"][~torch.from_numpy(tgt["has_obj"])] = 0
-        for key in ("has_obj", "obj_labels", "verbs", "interactive", "part_boxes", "part_valid"):
-            out[key] = torch.from_numpy(np.ascontiguousarray(tgt[key]))
+        for key in ("has_obj", "obj_labels", "verbs", "interactive", "part_boxes", "part_valid", *OPTIONAL_PAIR_KEYS):
+            if key in tgt:
+                out[key] = torch.from_numpy(np.ascontiguousarray(tgt[key]))
         out["size"] = torch.tensor([h, w])
         return x, out
 

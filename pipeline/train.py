@@ -60,6 +60,7 @@ class LossConfig(P.Section):
     int: float = 1.0
     verb: float = 1.0
     consistency: float = 0.0  # released code's MSE(p_int, max_k p_part^k); not in the paper
+    part: float = Field(0.0, ge=0)  # Sec. 5.3: BCE of matched queries' part scores vs pairs.part_labels; 0 = off
     eos_coef: float = 0.1
     int_loss: Literal["bce", "focal"] = "bce"
     aux: bool = True
@@ -132,7 +133,7 @@ def loop_config(cfg: TrainConfig, stage: int, n_train: int, seed: int) -> LoopCo
 def make_criterion(cfg: TrainConfig, stage: int, space: LabelSpace):
     lc = cfg.loss
     weights = LossWeights(obj_ce=lc.obj_ce, bbox=lc.bbox, giou=lc.giou, int=lc.int, verb=lc.verb,
-                          consistency=lc.consistency, eos_coef=lc.eos_coef, int_loss=lc.int_loss, aux=lc.aux)
+                          consistency=lc.consistency, part=lc.part, eos_coef=lc.eos_coef, int_loss=lc.int_loss, aux=lc.aux)
     costs = MatcherWeights(lc.cost_class, lc.cost_bbox, lc.cost_giou, lc.cost_int, lc.cost_verb)
     return build_criterion(None, stage, space.num_objects, space.num_verbs, weights, costs)
 
