@@ -38,7 +38,7 @@ from pipeline import synth_vcoco as vcoco_fmt
 from pipeline.errors import UserError
 from pipeline.synth_alphapose import PoseCounts, detect
 from pipeline.synth_catalog import vcoco_correspondence
-from pipeline.synth_config import SCENE_KINDS, SynthConfig, tiny_config
+from pipeline.synth_config import HICO_ONLY_KINDS, SCENE_KINDS, SynthConfig, tiny_config
 from pipeline.synth_draw import render
 from pipeline.synth_scene import Scene, make_scene
 from pipeline.tables import atomic_write, write_json
@@ -107,8 +107,10 @@ def allocate(n: int, shares: dict[str, float]) -> dict[str, int]:
 
 
 def scene_plan(cfg: SynthConfig, seed: int, dataset: str, split: str, n: int) -> list[str]:
-    """The scene kind of every image of a split, in a seeded random order."""
-    kinds = [k for k, c in allocate(n, cfg.mix.shares()).items() for _ in range(c)]
+    """The scene kind of every image of a split, in a seeded random order (V-COCO: without the
+    HICO-DET-only kinds)."""
+    shares = cfg.mix.shares(exclude=HICO_ONLY_KINDS if dataset == "vcoco" else ())
+    kinds = [k for k, c in allocate(n, shares).items() for _ in range(c)]
     return [kinds[i] for i in image_rng(seed, dataset, split, _SPLIT_WIDE, _PLAN).permutation(n)]
 
 

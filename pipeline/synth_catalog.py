@@ -16,8 +16,10 @@ import numpy as np
 
 from pipeline import labels
 from pipeline.synth_body import ARM, LEG, Body
+from pipeline.tables import PART_GROUP_NAMES
 
 SPORTS_BALL, CUP, BOTTLE, CHAIR, BICYCLE, HORSE, SUITCASE, TV = 37, 47, 44, 62, 2, 19, 33, 72
+KITE = 38  # drawn as a signal flag on a pole (cross_person scenes): the COCO class closest to one
 
 # object shapes: width / height of the drawn extent, and whether the object stands under the
 # person (drawn before the figure) rather than in front of it
@@ -40,16 +42,23 @@ class Action:
     hico_verbs: tuple[str, ...]  # HICO-DET verb names (all labelled on the pair)
     vcoco: tuple[tuple[str, str], ...]  # V-COCO (action, role) pairs labelled on the person
     part: str  # the body part that carries the signal (documentation)
+    parts: tuple[str, ...]  # part groups (PART_GROUP_NAMES) that take part: the pairs' part_labels
 
 
 ACTIONS: dict[str, Action] = {a.name: a for a in (
-    Action("hold", "reach", (CUP, BOTTLE, SPORTS_BALL), ("hold",), (("hold", "obj"),), "hand"),
-    Action("kick", "kick", (SPORTS_BALL,), ("kick",), (("kick", "obj"),), "foot"),
-    Action("sit_on", "sit", (CHAIR,), ("sit_on",), (("sit", "instr"),), "hip"),
-    Action("ride", "ride", (BICYCLE, HORSE), ("ride", "straddle"), (("ride", "instr"), ("sit", "instr")), "hip"),
-    Action("carry", "carry", (SUITCASE,), ("carry", "hold"), (("carry", "obj"), ("hold", "obj")), "hand"),
-    Action("look", "look", (TV,), ("watch",), (("look", "obj"),), "head"),
+    Action("hold", "reach", (CUP, BOTTLE, SPORTS_BALL), ("hold",), (("hold", "obj"),), "hand", ("hand", "arm")),
+    Action("kick", "kick", (SPORTS_BALL,), ("kick",), (("kick", "obj"),), "foot", ("foot", "leg")),
+    # the thighs lie along the seat / the frame: leg takes part with the hip
+    Action("sit_on", "sit", (CHAIR,), ("sit_on",), (("sit", "instr"),), "hip", ("hip", "leg")),
+    Action("ride", "ride", (BICYCLE, HORSE), ("ride", "straddle"), (("ride", "instr"), ("sit", "instr")), "hip",
+           ("hip", "leg")),
+    Action("carry", "carry", (SUITCASE,), ("carry", "hold"), (("carry", "obj"), ("hold", "obj")), "hand",
+           ("hand", "arm")),
+    Action("look", "look", (TV,), ("watch",), (("look", "obj"),), "head", ("head",)),
 )}
+# the HOI classes of cross_person scenes (pipeline/synth_cross.py): the player's pair and the
+# flag bearer's
+CROSS_PERSON_HOIS = (("kick", SPORTS_BALL), ("no_interaction", SPORTS_BALL), ("hold", KITE))
 # poses of persons that interact with nothing: the action poses without their object are
 # included so that a pose alone never gives the interaction away
 IDLE_POSES = ("stand", "stand", "walk", "arm_raised", "reach", "carry", "kick", "look")
@@ -132,6 +141,13 @@ PLACE: dict[str, Callable[[Body, int, Size, np.random.Generator], Box]] = {
 }
 
 
+def part_labels(action: str | None) -> list[int]:
+    """The pair's ``part_labels`` (6 values in PART_GROUP_NAMES order, 1 = the subject's part
+    group takes part); all zeros for ``None`` (a no_interaction pair)."""
+    used = ACTIONS[action].parts if action is not None else ()
+    return [int(g in used) for g in PART_GROUP_NAMES]
+
+
 def hico_verb_ids(action: str) -> tuple[int, ...]:
     """HICO-DET verb ids (1..117) labelled on an ``action`` pair."""
     by_name = {n: v for v, n in labels.hico().verb_names.items()}
@@ -146,7 +162,11 @@ def object_classes(actions: tuple[str, ...]) -> tuple[int, ...]:
 def check_catalog() -> None:
     """Every (verb, object) pair is a HICO-DET HOI class and every V-COCO pair a verb-role."""
     hico, vcoco = labels.hico(), labels.vcoco()
+    by_name = {n: v for v, n in hico.verb_names.items()}
+    for verb, obj in CROSS_PERSON_HOIS:
+        assert hico.hoi_id(by_name[verb], obj) is not None, (verb, obj)
     for action in ACTIONS.values():
+        assert action.parts and set(action.parts) <= set(PART_GROUP_NAMES), action.name
         for verb in hico_verb_ids(action.name):
             for obj in action.objects:
                 assert hico.hoi_id(verb, obj) is not None, (action.name, verb, obj)

@@ -11,7 +11,8 @@ from pydantic import field_validator, model_validator
 from pipeline.params import Section
 from pipeline.synth_catalog import ACTIONS
 
-SCENE_KINDS = ("sparse", "crowded", "group", "tiny", "occluded")
+SCENE_KINDS = ("sparse", "crowded", "group", "tiny", "occluded", "cross_person")
+HICO_ONLY_KINDS = ("cross_person",)  # its negative class is HICO-DET's no_interaction: not in V-COCO
 Range = tuple[float, float]
 
 
@@ -21,13 +22,16 @@ class SceneMix(Section):
     sparse: one person. crowded: 2–4 persons, each interacting or not, boxes apart.
     group: 2–4 persons doing the same action (cross-person cue). tiny: 1–3 persons of
     ``tiny_height``. occluded: 2–3 overlapping persons, sometimes partly covered by a screen.
+    cross_person: a kicker whose pair only a second person's flag decides (pipeline/synth_cross.py);
+    HICO-DET only (V-COCO images share the other kinds in their ratios).
     """
 
-    sparse: float = 0.40
-    crowded: float = 0.25
-    group: float = 0.15
-    tiny: float = 0.10
-    occluded: float = 0.10
+    sparse: float = 0.32
+    crowded: float = 0.20
+    group: float = 0.12
+    tiny: float = 0.08
+    occluded: float = 0.08
+    cross_person: float = 0.20
 
     @model_validator(mode="after")
     def _positive(self) -> SceneMix:
@@ -36,9 +40,11 @@ class SceneMix(Section):
             raise ValueError("scene shares must be >= 0 and not all 0")
         return self
 
-    def shares(self) -> dict[str, float]:
-        total = sum(getattr(self, k) for k in SCENE_KINDS)
-        return {k: getattr(self, k) / total for k in SCENE_KINDS}
+    def shares(self, exclude: tuple[str, ...] = ()) -> dict[str, float]:
+        """Normalised shares of the kinds not in ``exclude``."""
+        kinds = [k for k in SCENE_KINDS if k not in exclude]
+        total = sum(getattr(self, k) for k in kinds)
+        return {k: getattr(self, k) / total for k in kinds}
 
 
 class PoseFaults(Section):
@@ -62,11 +68,11 @@ class PoseFaults(Section):
 
 
 class SynthConfig(Section):
-    """The synthetic HOI dataset. Defaults: 2,000 + 200 HICO-DET-format images and 150 + 100
+    """The synthetic HOI dataset. Defaults: 2,000 + 320 HICO-DET-format images and 150 + 100
     V-COCO-format images of 224 px, which generate in well under a minute on one core."""
 
     hico_train: int = 2000
-    hico_test: int = 200  # files on disk, including those test_hico.json omits
+    hico_test: int = 320  # files on disk, including those test_hico.json omits
     vcoco_train: int = 150
     vcoco_test: int = 100
     width: tuple[int, int] = (224, 224)  # image width range (inclusive), pixels
@@ -77,6 +83,7 @@ class SynthConfig(Section):
     person_height: Range = (0.40, 0.75)  # easy scenes (sparse, crowded, group)
     occluded_height: Range = (0.40, 0.65)
     tiny_height: Range = (0.12, 0.25)
+    cross_person_height: Range = (0.30, 0.50)  # smaller: room for the decoy flags
     crowd_size: tuple[int, int] = (2, 4)  # persons in crowded and group scenes
     object_scale: Range = (0.24, 0.36)  # hand-held objects' longest side / person height
     interact_rate: float = 0.6  # persons interacting, crowded / tiny / occluded scenes
@@ -89,6 +96,7 @@ class SynthConfig(Section):
     hico_unannotated_test_rate: float = 0.02  # test images on disk but not in test_hico.json
     vcoco_unlabelled_rate: float = 0.15  # idle persons in COCO but not in V-COCO
     vcoco_roleless_rate: float = 0.05  # positives whose role object is not annotated
+    cross_person_control: bool = False  # cross_person scenes without the cue: the second person's hand is empty
     pose: PoseFaults = PoseFaults()
 
     @field_validator("actions")
@@ -99,7 +107,7 @@ class SynthConfig(Section):
             raise ValueError(f"unknown action(s) {unknown}; choose from {sorted(ACTIONS)}")
         return tuple(dict.fromkeys(v))
 
-    @field_validator("width", "height", "person_height", "occluded_height", "tiny_height",
+    @field_validator("width", "height", "person_height", "occluded_height", "tiny_height", "cross_person_height",
                      "crowd_size", "object_scale", "distractors")
     @classmethod
     def _ordered(cls, v: tuple) -> tuple:
@@ -117,6 +125,9 @@ class SynthConfig(Section):
             raise ValueError("image counts must be >= 0")
         if not 1 <= self.jpeg_quality <= 100:
             raise ValueError("jpeg_quality must be in 1..100")
+        if self.vcoco_train + self.vcoco_test > 0 and all(getattr(self.mix, k) == 0 for k in SCENE_KINDS
+                                                             if k not in HICO_ONLY_KINDS):
+            raise ValueError(f"mix: V-COCO images need a positive share of a kind other than {HICO_ONLY_KINDS}")
         return self
 
 

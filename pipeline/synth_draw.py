@@ -14,13 +14,14 @@ from PIL import Image, ImageDraw
 
 from pipeline.synth_body import BONES, hidden_keypoints
 from pipeline.synth_catalog import (
-    BICYCLE, BOTTLE, CHAIR, CHAIR_SEAT, CUP, HORSE, SADDLE, SPORTS_BALL, SUITCASE, TV, UNDER,
+    BICYCLE, BOTTLE, CHAIR, CHAIR_SEAT, CUP, HORSE, KITE, SADDLE, SPORTS_BALL, SUITCASE, TV, UNDER,
 )
 from pipeline.synth_scene import Background, Person, Scene, Thing
 
 # base colour per class; each object adds its own small tint
 COLORS = {SPORTS_BALL: (236, 118, 28), CUP: (204, 36, 40), BOTTLE: (36, 150, 64), CHAIR: (205, 150, 70),
-          BICYCLE: (36, 80, 210), HORSE: (140, 74, 34), SUITCASE: (122, 48, 164), TV: (40, 44, 56)}
+          BICYCLE: (36, 80, 210), HORSE: (140, 74, 34), SUITCASE: (122, 48, 164), TV: (40, 44, 56),
+          KITE: (20, 185, 205)}  # flags bring their own colour (Thing.color)
 OCCLUDER = (96, 138, 72)  # a hedge-green screen; not a COCO class, never annotated
 
 
@@ -131,7 +132,8 @@ class _Frame:
 
 def draw_object(draw: ImageDraw.ImageDraw, thing: Thing) -> None:
     """Draw ``thing`` inside its box in its class's shape and colour."""
-    DRAWERS[thing.coco_id](draw, _Frame(thing), _shade(COLORS[thing.coco_id], thing.tint))
+    base = thing.color if thing.color is not None else COLORS[thing.coco_id]
+    DRAWERS[thing.coco_id](draw, _Frame(thing), _shade(base, thing.tint))
 
 
 def _rrect(d: ImageDraw.ImageDraw, rect: tuple[float, float, float, float], radius: int, **kw: object) -> None:
@@ -216,7 +218,14 @@ def _tv(d: ImageDraw.ImageDraw, f: _Frame, c: tuple[int, int, int]) -> None:
     d.rectangle(f.rect(0.07, 0.08, 0.93, 0.74), fill=(96, 170, 226))
 
 
+def _flag(d: ImageDraw.ImageDraw, f: _Frame, c: tuple[int, int, int]) -> None:
+    """A signal flag: a dark pole along the box's back edge, the cloth at the top."""
+    pole = max(1, int(round(0.05 * f.h)))
+    d.rectangle(f.rect(0.08, 0.03, 1.0, 0.4), fill=c, outline=_shade(c, (0, 0, 0), 0.6), width=max(1, pole // 2))
+    d.line([f(0.06, 0.0), f(0.06, 1.0)], fill=(60, 60, 60), width=pole)
+
+
 DRAWERS: dict[int, Callable[[ImageDraw.ImageDraw, _Frame, tuple[int, int, int]], None]] = {
     SPORTS_BALL: _ball, CUP: _cup, BOTTLE: _bottle, CHAIR: _chair, BICYCLE: _bicycle, HORSE: _horse,
-    SUITCASE: _suitcase, TV: _tv,
+    SUITCASE: _suitcase, TV: _tv, KITE: _flag,
 }

@@ -6,6 +6,10 @@ One record per image: ``{"file_name", "img_id", "annotations": [{"bbox": [x1, y1
 ``hoi_category_id``. As in HICO-DET, only persons and objects that take part in an annotated
 HOI are listed, boxes are 1-based inclusive pixel indices, and a pair with several verbs
 carries near-duplicate boxes (in test, every HOI has its own pair of boxes).
+
+Two keys are this project's additions, read by ``ingest`` (pipeline/readers/records.py): each
+HOI's ``part_labels`` (the action's part groups, ``synth_catalog.part_labels``; all zeros for
+no_interaction) and the record's ``scene`` tag (the scene kind, the ``cross_person`` split).
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from pipeline import labels
-from pipeline.synth_catalog import hico_verb_ids
+from pipeline.synth_catalog import hico_verb_ids, part_labels
 from pipeline.synth_scene import Scene
 
 PERSON = labels.PERSON_COCO_ID
@@ -49,11 +53,13 @@ def near_duplicate(box: list[int], rng: np.random.Generator, width: int, height:
     return list(box)  # a box too small to move stays an exact duplicate
 
 
-def _pairs(scene: Scene) -> list[tuple[int, int, tuple[int, ...]]]:
-    """(person, object, verb ids) of every annotated pair: interactions, then no_interaction."""
-    pairs = [(p, person.obj, hico_verb_ids(person.action))
+def _pairs(scene: Scene) -> list[tuple[int, int, tuple[int, ...], list[int]]]:
+    """(person, object, verb ids, part labels) of every annotated pair: interactions, then
+    no_interaction (no part takes part)."""
+    pairs = [(p, person.obj, hico_verb_ids(person.action), part_labels(person.action))
              for p, person in enumerate(scene.persons) if person.action is not None]
-    return pairs + [(p, o, (labels.hico().no_interaction_verb_id,)) for p, o in scene.no_interaction]
+    return pairs + [(p, o, (labels.hico().no_interaction_verb_id,), part_labels(None))
+                    for p, o in scene.no_interaction]
 
 
 class _Boxes:
@@ -92,22 +98,23 @@ def hico_record(scene: Scene, file_name: str, img_id: int, rng: np.random.Genera
     ``duplicate_rate``, exact copies otherwise.
     """
     boxes, hois = _Boxes(scene.width, scene.height, rng), []
-    for p, o, verbs in _pairs(scene):
+    for p, o, verbs, parts in _pairs(scene):
         thing, person = scene.objects[o], scene.persons[p]
         for k, verb in enumerate(verbs):
             if test:
                 copy = lambda: "near" if rng.random() < duplicate_rate else "exact"  # noqa: E731
                 subject = boxes.get(("person", p), PERSON, person.box, copy())
                 obj = boxes.get(("object", o), thing.coco_id, thing.box, copy())
-                hois.append({"subject_id": subject, "object_id": obj, "category_id": verb})
+                hois.append({"subject_id": subject, "object_id": obj, "category_id": verb, "part_labels": parts})
             else:
                 near = k > 0 and rng.random() < duplicate_rate
                 subject = boxes.get(("person", p), PERSON, person.box, "near" if near else None)
                 obj = boxes.get(("object", o), thing.coco_id, thing.box)
                 hois.append({"subject_id": subject, "object_id": obj, "category_id": verb,
-                             "hoi_category_id": labels.hico().hoi_id(verb, thing.coco_id)})
+                             "hoi_category_id": labels.hico().hoi_id(verb, thing.coco_id), "part_labels": parts})
     if not hois:
         return None
     if test:
-        return {"file_name": file_name, "annotations": boxes.entries, "hoi_annotation": hois}
-    return {"file_name": file_name, "img_id": img_id, "annotations": boxes.entries, "hoi_annotation": hois}
+        return {"file_name": file_name, "annotations": boxes.entries, "hoi_annotation": hois, "scene": scene.kind}
+    return {"file_name": file_name, "img_id": img_id, "annotations": boxes.entries, "hoi_annotation": hois,
+            "scene": scene.kind}

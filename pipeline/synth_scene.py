@@ -23,18 +23,22 @@ Rng = np.random.Generator
 
 @dataclass
 class Thing:
-    """An object: COCO class, extent, which way it faces (+1 right), colour jitter."""
+    """An object: COCO class, extent, which way it faces (+1 right), colour jitter; ``color``
+    replaces the class's base colour (the flags of cross_person scenes)."""
 
     coco_id: int
     box: np.ndarray
     facing: int
     tint: tuple[int, int, int]
     distractor: bool
+    color: tuple[int, int, int] | None = None
 
 
 @dataclass
 class Person:
-    """A figure; ``action`` and ``obj`` (index into Scene.objects) when it interacts."""
+    """A figure; ``action`` and ``obj`` (index into Scene.objects) when it interacts. ``obj``
+    without ``action``: an object drawn with the figure (in front of it) that it does not
+    interact with (the no_interaction player of a cross_person scene)."""
 
     body: Body
     color: tuple[int, int, int]
@@ -102,6 +106,10 @@ def make_scene(rng: Rng, cfg: SynthConfig, kind: str, size: tuple[int, int], int
     """
     w, h = size
     scene = Scene(w, h, kind, _background(rng, cfg.texture_rate))
+    if kind == "cross_person":
+        from pipeline.synth_cross import lay_out  # imported here: synth_cross builds on this module
+        lay_out(rng, cfg, scene, interactions)
+        return scene
     n, heights, rate = _kind_params(rng, cfg, kind)
     units = [_unit(rng, cfg, a, rng.uniform(*heights) * h) for a in _actions(rng, cfg, kind, n, rate, interactions)]
     if kind in ("tiny", "occluded"):

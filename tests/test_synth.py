@@ -22,13 +22,17 @@ from pipeline.synth_body import ARM, LEG, POSES, pose_body
 from pipeline.synth_catalog import (
     ACTIONS, BOTTLE, CUP, SPORTS_BALL, TV, check_catalog, hico_verb_ids, vcoco_correspondence,
 )
-from pipeline.synth_config import PoseFaults, SynthConfig, tiny_config
+from pipeline.synth_config import SCENE_KINDS, PoseFaults, SynthConfig, tiny_config
 from pipeline.synth_draw import render
 from pipeline.synth_hico import hico_box, hico_record
 from pipeline.synth_scene import DISTRACTOR_CLEARANCE, intersects, make_scene
 
 HICO = "hico_20160224_det"
 VCOCO = "v-coco"
+# part_labels by HICO-DET verb, groups foot, leg, hip, hand, arm, head (written out by hand)
+HAND_ARM, FOOT_LEG, HIP_LEG = [0, 0, 0, 1, 1, 0], [1, 1, 0, 0, 0, 0], [0, 1, 1, 0, 0, 0]
+PARTS_OF_VERB = {"hold": HAND_ARM, "carry": HAND_ARM, "kick": FOOT_LEG, "sit_on": HIP_LEG, "ride": HIP_LEG,
+                 "straddle": HIP_LEG, "watch": [0, 0, 0, 0, 0, 1], "no_interaction": [0] * 6}
 
 
 @pytest.fixture(scope="module")
@@ -100,10 +104,11 @@ def test_hico_annotation_files(tiny) -> None:
             match = re.fullmatch(pattern, rec["file_name"])
             assert match
             if split == "train":
-                assert list(rec) == ["file_name", "img_id", "annotations", "hoi_annotation"]
+                assert list(rec) == ["file_name", "img_id", "annotations", "hoi_annotation", "scene"]
                 assert rec["img_id"] == int(match.group(1))
             else:  # PPDM's test_hico.json has no img_id and no hoi_category_id
-                assert list(rec) == ["file_name", "annotations", "hoi_annotation"]
+                assert list(rec) == ["file_name", "annotations", "hoi_annotation", "scene"]
+            assert rec["scene"] in SCENE_KINDS
             with Image.open(root / "images" / folder / rec["file_name"]) as im:
                 w, h = im.size
             for a in rec["annotations"]:
@@ -114,7 +119,9 @@ def test_hico_annotation_files(tiny) -> None:
             assert rec["hoi_annotation"]
             for hoi in rec["hoi_annotation"]:
                 keys = ["subject_id", "object_id", "category_id"] + (["hoi_category_id"] if split == "train" else [])
-                assert list(hoi) == keys
+                assert list(hoi) == keys + ["part_labels"]
+                verb = hico.verb_names[hoi["category_id"]]
+                assert hoi["part_labels"] == PARTS_OF_VERB[verb]
                 subject, obj = rec["annotations"][hoi["subject_id"]], rec["annotations"][hoi["object_id"]]
                 assert subject["category_id"] == labels.PERSON_COCO_ID
                 hoi_id = hico.hoi_id(hoi["category_id"], obj["category_id"])
@@ -158,7 +165,7 @@ def test_hico_near_duplicate_human_boxes_and_no_interaction(tmp_path: Path) -> N
 
 def test_hico_test_records_give_every_hoi_its_own_boxes(tmp_path: Path) -> None:
     cfg = tiny_config(actions=("ride", "carry"), duplicate_box_rate=0.5, hico_train=0, hico_test=8,
-                      no_interaction_rate=0.0, hico_unannotated_test_rate=0.0)
+                      no_interaction_rate=0.0, hico_unannotated_test_rate=0.0, mix={"cross_person": 0.0})
     generate(cfg, 5, tmp_path)
     records = _load(tmp_path / HICO / "annotations" / "test_hico.json")
     near = exact = 0
@@ -442,14 +449,14 @@ def test_allocate_is_exact() -> None:
 
 
 def test_scene_mix_follows_params(tmp_path: Path) -> None:
-    mix = {"sparse": 0.5, "crowded": 0.0, "group": 0.25, "tiny": 0.25, "occluded": 0.0}
+    mix = {"sparse": 0.5, "crowded": 0.0, "group": 0.25, "tiny": 0.25, "occluded": 0.0, "cross_person": 0.0}
     cfg = tiny_config(mix=mix, hico_train=8, hico_test=4, vcoco_train=4, vcoco_test=4)
     summary = generate(cfg, 0, tmp_path)
     stats = summary.as_dict()["datasets"]
     assert stats["hico"]["splits"]["train"]["scenes"] == {"sparse": 4, "crowded": 0, "group": 2, "tiny": 2,
-                                                          "occluded": 0}
+                                                          "occluded": 0, "cross_person": 0}
     assert stats["vcoco"]["splits"]["test"]["scenes"] == {"sparse": 2, "crowded": 0, "group": 1, "tiny": 1,
-                                                          "occluded": 0}
+                                                          "occluded": 0, "cross_person": 0}
     # every V-COCO person is a COCO person annotation: the counts per image match the scene kind
     coco = COCO(str(tmp_path / VCOCO / "data" / "instances_vcoco_all_2014.json"))
     by_name = {Path(im.file).name: im for im in summary.images if im.dataset == "vcoco"}
