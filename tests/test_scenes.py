@@ -300,3 +300,24 @@ def test_images_without_the_scene_kind_column_are_untagged() -> None:
     fr = frames(images=[image("a")], instances=[inst("a", 0, (0, 0, 30, 60))])
     fr["images"] = fr["images"].drop(columns="scene_kind")  # a frame built before the column existed
     assert not scenes(fr)["cross_person"].any()
+
+
+def test_evaluate_reports_interactiveness_ap_on_the_cross_person_split() -> None:
+    """evaluate.scene_splits takes the scenes table's cross_person column like any other split."""
+    from metrics_fixtures import H, O, gt_tables, hoi, predictions, shift
+    from pipeline.evaluate_core import EvaluateConfig, evaluate
+
+    ride = hoi("ride", "bicycle")
+    images, inst, pairs = gt_tables([("a", H, O, ride), ("b", H, O, ride)], ["a", "b", "c"])
+    preds = predictions([("a", H, O, ride, 0.9), ("b", H, O, ride, 0.8), ("c", shift(H, 50), O, ride, 0.7)])
+    preds["interactiveness"] = [0.2, 0.9, 0.5]  # a's true pair ranks below c's false one
+    images = images.assign(scene_kind=np.where(images["image_id"].isin(["a", "c"]), "cross_person", None))
+    fr = {"images": images, "instances": inst, "pairs": pairs,
+          "persons": tables.empty("persons"), "parts": tables.empty("parts")}
+    scenes_df = sc.compute_scenes(fr, sc.ScenesConfig(), 3.0, NO_INTERACTION)
+    assert scenes_df.set_index("image_id")["cross_person"].to_dict() == {"a": True, "b": False, "c": True}
+    cfg = EvaluateConfig(scene_splits=("crowded", "cross_person"))
+    metrics, _ = evaluate(preds, images, inst, pairs, scenes_df, "hico-det", cfg)
+    assert metrics["interactiveness/not_cross_person/ap"] == 1.0
+    assert metrics["interactiveness/cross_person/ap"] == pytest.approx(0.5, abs=0.05)  # 11-point AP of FP, TP
+    assert metrics["interactiveness/cross_person/n_gt"] == 1
