@@ -11,9 +11,15 @@ Steps (ARCHITECTURE decisions 1 and 2; official-code-notes §5):
 2. HOI score = sigmoid(verb) x object probability (softmax without no-object, max class), only
    for valid verb-object pairs (the correspondence matrix);
 3. each stage-2 pair takes the interactiveness probability and part scores of the stage-1 pair
-   with the largest min(IoU_h, IoU_o) (continuous IoU, first wins ties, no floor);
-4. NIS: drop pairs with interactiveness < tau ("threshold", the headline setting) or multiply
-   the score by it ("product");
+   with the largest min(IoU_h, IoU_o) (continuous IoU, first wins ties); when that overlap is
+   below ``match_iou`` (0.5) no stage-1 pair describes it and ``unmatched`` decides its
+   interactiveness: ``zero`` (stage 1 did not find the pair: not interactive), ``one`` (NIS
+   leaves it alone) or ``keep_best`` (the nearest pair's value anyway, the former behaviour);
+   the part scores stay the nearest pair's;
+4. NIS: drop pairs with interactiveness < tau ("threshold", the headline setting), multiply
+   the score by it ("product") or both ("both"); "auto" = the bundle stage chooses among the
+   three and tau on the validation images (pipeline/bundle.py) and stores the choice
+   (unresolved, it acts as "threshold");
 5. pair NMS per HOI class within an image: a pair is suppressed by a better one when both
    human IoU and object IoU exceed the threshold (0.6);
 6. keep the top-K triplets per image.
@@ -43,8 +49,10 @@ NMS_CHUNK_CELLS = 4_000_000  # groups x width^2 suppression cells held at once b
 class PostprocessConfig(Section):
     """NIS, pair NMS and top-K (params: postprocess; the tuned tau is stored in the bundle)."""
 
-    nis: Literal["threshold", "product", "off"] = "threshold"
+    nis: Literal["auto", "threshold", "product", "both", "off"] = "auto"  # auto: bundle chooses on validation
     nis_threshold: float = Field(0.0, ge=0.0, le=1.0)  # tau, chosen on validation (tune_nis_threshold)
+    unmatched: Literal["zero", "one", "keep_best"] = "zero"  # stage-2 pair with no stage-1 pair >= match_iou
+    match_iou: float = Field(0.5, ge=0.0, le=1.0)  # min(IoU_h, IoU_o) that makes a stage-1 pair describe it
     pair_nms_threshold: float | None = Field(0.6, gt=0.0, le=1.0)  # null: no pair NMS
     top_k: int | None = Field(100, ge=1)  # triplets kept per image; null: all
 
@@ -99,11 +107,13 @@ class Candidates:
     score: np.ndarray  # [N] float32 verb x object probability
     interactiveness: np.ndarray  # [N] float32, NaN without stage 1
     parts: np.ndarray  # [N, 6] float32, NaN without stage 1
+    overlap: np.ndarray | None = None  # [N] float32 min(IoU_h, IoU_o) with the stage-1 pair; None = all matched
 
     def subset(self, mask: np.ndarray) -> Candidates:
         f = lambda a: a[mask]  # noqa: E731
         return Candidates(self.image_ids, f(self.image), f(self.query), f(self.verb), f(self.obj), f(self.human),
-                          f(self.obj_box), f(self.score), f(self.interactiveness), f(self.parts))
+                          f(self.obj_box), f(self.score), f(self.interactiveness), f(self.parts),
+                          None if self.overlap is None else f(self.overlap))
 
 
 def concat_candidates(parts: list[Candidates]) -> Candidates:
@@ -114,8 +124,12 @@ def concat_candidates(parts: list[Candidates]) -> Candidates:
         shifted.append(c.image + len(ids))
         ids.extend(c.image_ids)
     cat = lambda name: np.concatenate([getattr(c, name) for c in parts])  # noqa: E731
+    overlap = None
+    if any(c.overlap is not None for c in parts):
+        overlap = np.concatenate([np.full(len(c.score), np.nan, np.float32) if c.overlap is None else c.overlap
+                                  for c in parts])
     return Candidates(tuple(ids), np.concatenate(shifted), *(cat(n) for n in
-                      ("query", "verb", "obj", "human", "obj_box", "score", "interactiveness", "parts")))
+                      ("query", "verb", "obj", "human", "obj_box", "score", "interactiveness", "parts")), overlap)
 
 
 def boxes_to_pixels(boxes: Tensor, orig_sizes: Tensor) -> Tensor:
@@ -137,7 +151,14 @@ def batched_iou(a: Tensor, b: Tensor) -> Tensor:
 def match_stage1(h2: Tensor, o2: Tensor, h1: Tensor, o1: Tensor) -> Tensor:
     """[B, Q2] index of the stage-1 pair with the largest min(IoU_h, IoU_o) for each stage-2
     pair (decision 1); torch.argmax returns the first maximum, so ties go to the lower index."""
-    return torch.minimum(batched_iou(h2, h1), batched_iou(o2, o1)).argmax(-1)
+    return match_stage1_overlap(h2, o2, h1, o1)[0]
+
+
+def match_stage1_overlap(h2: Tensor, o2: Tensor, h1: Tensor, o1: Tensor) -> tuple[Tensor, Tensor]:
+    """(:func:`match_stage1`'s index [B, Q2], that pair's min(IoU_h, IoU_o) [B, Q2])."""
+    overlap = torch.minimum(batched_iou(h2, h1), batched_iou(o2, o1))  # [B, Q2, Q1]
+    idx = overlap.argmax(-1)
+    return idx, overlap.gather(-1, idx[..., None])[..., 0]
 
 
 @torch.no_grad()
@@ -152,12 +173,13 @@ def build_candidates(stage2: dict, stage1: dict | None, orig_sizes: Tensor, imag
     if stage1 is not None:
         h1 = boxes_to_pixels(stage1["pred_sub_boxes"].float(), orig_sizes)
         o1 = boxes_to_pixels(stage1["pred_obj_boxes"].float(), orig_sizes)
-        idx = match_stage1(h2, o2, h1, o1)
+        idx, overlap = match_stage1_overlap(h2, o2, h1, o1)
         inter = stage1["pred_int_logits"].float().sigmoid().gather(1, idx)
         parts = stage1["pred_part_scores"].float().gather(1, idx[..., None].expand(-1, -1, NUM_PART_GROUPS))
     else:
         inter = torch.full((b, q), float("nan"))
         parts = torch.full((b, q, NUM_PART_GROUPS), float("nan"))
+        overlap = torch.full((b, q), float("nan"))
     valid = torch.as_tensor(space.valid.T, device=obj.device)[obj]  # [B, Q, V]
     bi, qi, vi = (t.cpu().numpy() for t in valid.nonzero(as_tuple=True))
     np_ = lambda t: t.detach().cpu().numpy()  # noqa: E731
@@ -167,6 +189,7 @@ def build_candidates(stage2: dict, stage1: dict | None, orig_sizes: Tensor, imag
         obj_n[bi, qi].astype(np.int64), np_(h2)[bi, qi], np_(o2)[bi, qi],
         (np_(verb)[bi, qi, vi] * prob_n[bi, qi]).astype(np.float32),
         np_(inter)[bi, qi].astype(np.float32), np_(parts)[bi, qi].astype(np.float32),
+        np_(overlap)[bi, qi].astype(np.float32),
     )
 
 
@@ -236,14 +259,26 @@ def top_k_per_image(image: np.ndarray, score: np.ndarray, k: int, tiebreak: np.n
     return keep
 
 
+def effective_interactiveness(c: Candidates, cfg: PostprocessConfig) -> np.ndarray:
+    """[N] interactiveness after the ``unmatched`` rule (step 3): pairs whose best stage-1
+    overlap is below ``match_iou`` get 0 (``zero``), 1 (``one``) or keep the nearest value."""
+    if c.overlap is None or cfg.unmatched == "keep_best":
+        return c.interactiveness
+    lonely = c.overlap < cfg.match_iou  # NaN overlap (no stage 1) is never lonely
+    return np.where(lonely, 0.0 if cfg.unmatched == "zero" else 1.0, c.interactiveness).astype(np.float32)
+
+
 def apply_nis(c: Candidates, cfg: PostprocessConfig) -> tuple[np.ndarray, np.ndarray]:
     """(keep mask, score) after NIS. NaN interactiveness (no stage 1) passes unchanged."""
-    known = ~np.isnan(c.interactiveness)
-    if cfg.nis == "threshold":
-        return ~(known & (c.interactiveness < cfg.nis_threshold)), c.score
-    if cfg.nis == "product":
-        return np.ones(len(c.score), bool), np.where(known, c.score * c.interactiveness, c.score).astype(np.float32)
-    return np.ones(len(c.score), bool), c.score
+    inter = effective_interactiveness(c, cfg)
+    known = ~np.isnan(inter)
+    keep = np.ones(len(c.score), bool)
+    score = c.score
+    if cfg.nis in ("threshold", "both", "auto"):  # auto not yet resolved by a bundle: threshold at tau
+        keep = ~(known & (inter < cfg.nis_threshold))
+    if cfg.nis in ("product", "both"):
+        score = np.where(known, c.score * inter, c.score).astype(np.float32)
+    return keep, score
 
 
 def finalize(c: Candidates, space: OutputSpace, cfg: PostprocessConfig) -> pd.DataFrame:

@@ -6,7 +6,11 @@ NIS's tau is chosen on the validation split that training carved from the traini
 images, each stage-2 pair takes the interactiveness of the stage-1 pair with the largest
 min(IoU_h, IoU_o) (model/postprocess.py), and pipeline/evaluate_core.tune_nis_threshold keeps
 the tau with the best HICO-DET mAP (V-COCO: the best interactiveness F1). The postprocess
-params say whether NIS filters (``threshold``), multiplies (``product``) or is ``off``.
+params say whether NIS filters (``threshold``), multiplies (``product``), does both
+(``both``), is ``off``, or (``auto``, the default) which of the first three is best on
+validation (HICO-DET; V-COCO's F1 objective cannot compare modes: threshold). The bundle
+stores the chosen mode and tau in its ``postprocess`` entry and what every mode gave in
+``nis.modes`` (also in reports/bundle.json).
 """
 
 from __future__ import annotations
@@ -45,18 +49,50 @@ def validation_candidates(ck1: dict, ck2: dict, processed: Path, device: torch.d
     return concat_candidates(parts), space, images, t
 
 
+NIS_MODES = ("threshold", "product", "both")  # the candidates of postprocess.nis: auto (ties: this order)
+
+
+def pick_nis(tunings: dict) -> tuple[str, float, float]:
+    """(mode, tau, objective) of the best ``{mode: NisTuning}``: the highest validation
+    objective; ties go to the earlier mode of ``tunings`` and, within one, the smaller tau."""
+    best = None
+    for mode, tuning in tunings.items():
+        values = tuning.table["objective"].to_numpy(float)
+        i = int(np.nanargmax(values))
+        if best is None or values[i] > best[2]:
+            best = (mode, float(tuning.table["threshold"].iloc[i]), float(values[i]))
+    return best
+
+
+def unmatched_share(cands, post_cfg) -> float:
+    """Share of the validation candidates whose best stage-1 pair overlaps them by less than
+    ``match_iou`` (they take the ``unmatched`` rule's interactiveness)."""
+    if cands.overlap is None or not len(cands.overlap):
+        return 0.0
+    return float(np.mean(cands.overlap < post_cfg.match_iou))
+
+
 def choose_tau(ck1: dict, ck2: dict, processed: Path, post_cfg, device: torch.device) -> dict:
-    """The NIS settings of the bundle, tau chosen on validation when NIS filters."""
+    """The NIS settings of the bundle: mode (``auto``: the best of NIS_MODES) and tau, chosen
+    on the validation images, with what every tried mode gives (``modes``)."""
     from pipeline.evaluate_core import tune_nis_threshold
 
-    if post_cfg.nis != "threshold":
-        return {"mode": post_cfg.nis, "threshold": None, "chosen_on": None}
+    if post_cfg.nis == "off":
+        return {"mode": "off", "threshold": None, "chosen_on": None}
     cands, space, images, t = validation_candidates(ck1, ck2, processed, device)
     objective = "hoi_map" if space.fmt == "hico-det" else "interactiveness_f1"
-    tuning = tune_nis_threshold(cands, space, post_cfg, images, t["instances"], t["pairs"], VAL_SPLIT, objective)
-    table: pd.DataFrame = tuning.table
-    return {"mode": "threshold", "threshold": float(tuning.threshold), "objective": objective,
+    if post_cfg.nis != "auto":
+        modes = (post_cfg.nis,)
+    else:  # the F1 objective only sees the interactiveness ranking: it cannot compare modes
+        modes = NIS_MODES if objective == "hoi_map" else ("threshold",)
+    tunings = {m: tune_nis_threshold(cands, space, post_cfg, images, t["instances"], t["pairs"], VAL_SPLIT,
+                                     objective, mode=m) for m in modes}
+    mode, tau, value = pick_nis(tunings)
+    table: pd.DataFrame = tunings[mode].table
+    return {"mode": mode, "threshold": tau, "objective": objective, "value": value,
             "chosen_on": "validation", "val_images": int((images["split"] == VAL_SPLIT).sum()),
+            "unmatched": post_cfg.unmatched, "unmatched_share": unmatched_share(cands, post_cfg),
+            "modes": {m: dict(zip(("mode", "threshold", "value"), pick_nis({m: tn}))) for m, tn in tunings.items()},
             "table": {"threshold": table["threshold"].astype(float).tolist(),
                       "objective": table["objective"].astype(float).tolist()}}
 
@@ -71,10 +107,17 @@ def run(params_path: Path, models: Path = Path("models"), processed: Path = Path
         raise UserError(f"{models}: stage 1 and stage 2 were validated on different images (retrain stage 2)")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     nis = choose_tau(ck1, ck2, processed, post_cfg, device)
-    bundle = make_bundle(ck1, ck2, nis, post_cfg.model_dump(mode="json"))
+    resolved = post_cfg.model_copy(update={"nis": nis["mode"], "nis_threshold": nis["threshold"] or 0.0})
+    bundle = make_bundle(ck1, ck2, nis, resolved.model_dump(mode="json"))
     path = save_bundle(out or models / "bundle.pt", bundle)
     summary = {"bundle": str(path), "nis_mode": nis["mode"], "nis_threshold": nis["threshold"],
                "stage1_best": ck1["best"], "stage2_best": ck2["best"]}
+    for m, res in (nis.get("modes") or {}).items():  # what each NIS mode gives on validation
+        summary[f"val_{nis['objective']}_{m}"] = res["value"]
+        summary[f"nis_threshold_{m}"] = res["threshold"]
+    if "unmatched_share" in nis:
+        summary["nis_unmatched"] = nis["unmatched"]
+        summary["val_unmatched_share"] = nis["unmatched_share"]
     if nis.get("table"):
         tab = nis["table"]
         summary[f"val_{nis['objective']}_at_tau"] = float(np.nanmax(tab["objective"]))

@@ -57,7 +57,9 @@ def predict_split(bundle: dict, t: dict[str, pd.DataFrame], image_ids: list[str]
     space = OutputSpace.of(LabelSpace.from_dict(bundle["stage1"]["labels"]))
     post = dict(bundle.get("postprocess") or {})
     nis = bundle.get("nis") or {}
-    if nis.get("mode") == "threshold" and nis.get("threshold") is not None:
+    if nis.get("mode") in ("threshold", "product", "both"):
+        post["nis"] = nis["mode"]
+    if nis.get("mode") in ("threshold", "both") and nis.get("threshold") is not None:
         post["nis_threshold"] = nis["threshold"]
     cfg = PostprocessConfig.model_validate(post)
     cands, pairs = [], []

@@ -156,7 +156,8 @@ Objective = Literal["hoi_map", "interactiveness_f1"]
 
 def tune_nis_threshold(candidates, space, post_cfg, images_df: pd.DataFrame, instances_df: pd.DataFrame,
                        pairs_df: pd.DataFrame, split: str, objective: Objective = "hoi_map",
-                       thresholds: np.ndarray | None = None, route: hico.Route = "official") -> NisTuning:
+                       thresholds: np.ndarray | None = None, route: hico.Route = "official",
+                       mode: str = "threshold") -> NisTuning:
     """Choose NIS's tau on a validation split (decision 2).
 
     ``candidates``: :class:`model.postprocess.Candidates` of the validation images (before
@@ -165,6 +166,8 @@ def tune_nis_threshold(candidates, space, post_cfg, images_df: pd.DataFrame, ins
     smaller tau). "interactiveness_f1" keeps the tau that maximises F1 of "interactiveness >=
     tau" against the interactive ground-truth pairs (TIN++ matching); it also serves V-COCO.
     Interactiveness AP is no objective: cutting the ranked list's tail can only lower it.
+    ``mode``: the NIS mode tau is tuned for (hoi_map only): threshold | both (tau grid) |
+    product (no tau: one row, tau 0).
     """
     from model.postprocess import finalize
 
@@ -173,12 +176,14 @@ def tune_nis_threshold(candidates, space, post_cfg, images_df: pd.DataFrame, ins
         return _tune_f1(candidates, space, pairs_df, instances_df, index)
     if space.fmt != "hico-det":
         raise UserError("NIS tuning by HOI mAP is implemented for HICO-DET; use objective interactiveness_f1")
-    if thresholds is None:
+    if mode == "product":
+        thresholds = np.array([0.0])
+    elif thresholds is None:
         thresholds = np.round(np.arange(0.0, 1.0, 0.05), 2)
     gt = pair_ground_truth(pairs_df, instances_df, index)
     scores = []
     for tau in thresholds:
-        cfg = post_cfg.model_copy(update={"nis": "threshold", "nis_threshold": float(tau)})
+        cfg = post_cfg.model_copy(update={"nis": mode, "nis_threshold": float(tau)})
         pred = finalize(candidates, space, cfg)
         res = hico.evaluate_hico(hico.HoiDetections.from_predictions(pred, index), gt, len(index), hico.ROUTES[route])
         scores.append(res["default"].means["full_map"])
