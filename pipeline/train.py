@@ -170,8 +170,9 @@ def datasets(cfg: TrainConfig, ds: P.DatasetConfig, space: LabelSpace, processed
 
 
 def run(params_path: Path, stage: int, resume: bool = False, processed: Path = Path("data/processed"),
-        models: Path = Path("models"), reports: Path = Path("reports")) -> dict:
-    """Train one stage end to end; returns the summary also written to reports/."""
+        models: Path = Path("models"), reports: Path = Path("reports"), live: bool = True) -> dict:
+    """Train one stage end to end; returns the summary also written to reports/. ``live``:
+    dvclive curves under reports/train/ (False: no dvclive needed, e.g. the ablate command)."""
     if stage not in (1, 2):
         raise UserError(f"--stage must be 1 or 2, got {stage}")
     cfg = P.section("train", TrainConfig, params_path)
@@ -182,12 +183,12 @@ def run(params_path: Path, stage: int, resume: bool = False, processed: Path = P
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     try:
-        return _run(cfg, mcfg, ds, seed, ctx, stage, resume, processed, models, reports)
+        return _run(cfg, mcfg, ds, seed, ctx, stage, resume, processed, models, reports, live)
     finally:
         shutdown()
 
 
-def _run(cfg, mcfg, ds, seed, ctx, stage, resume, processed, models, reports) -> dict:
+def _run(cfg, mcfg, ds, seed, ctx, stage, resume, processed, models, reports, live=True) -> dict:
     from model.build import build
 
     micro = micro_batch_size(cfg.batch_size, ctx.world_size, cfg.accumulate)  # fail before reading data
@@ -205,7 +206,7 @@ def _run(cfg, mcfg, ds, seed, ctx, stage, resume, processed, models, reports) ->
                collate=Collate(mcfg.stride, mcfg.mask_rule, with_part_masks=stage == 1),
                best_path=models / f"stage{stage}.pt", last_path=models / f"stage{stage}-last.pt", meta=meta,
                val_set=val_set, validate=validate_stage1 if stage == 1 else validate_stage2,
-               live_dir=reports / "train" / f"stage{stage}")
+               live_dir=reports / "train" / f"stage{stage}" if live else None)
     if ctx.is_main:
         print(f"train stage {stage}: {counts['train_images']} training images ({counts['upweighted_share']:.0%} "
               f"drawn alpha = {cfg.alpha} x as often), {counts['val_images']} validation images, {counts['dropped_pairs']} degenerate pairs "
