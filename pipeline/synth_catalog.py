@@ -58,7 +58,7 @@ ACTIONS: dict[str, Action] = {a.name: a for a in (
 )}
 # the HOI classes of cross_person scenes (pipeline/synth_cross.py): the player's pair and the
 # flag bearer's
-CROSS_PERSON_HOIS = (("kick", SPORTS_BALL), ("no_interaction", SPORTS_BALL), ("hold", KITE))
+CROSS_PERSON_HOIS = (("kick", SPORTS_BALL), ("no_interaction", SPORTS_BALL), ("no_interaction", KITE))
 # poses of persons that interact with nothing: the action poses without their object are
 # included so that a pose alone never gives the interaction away
 IDLE_POSES = ("stand", "stand", "walk", "arm_raised", "reach", "carry", "kick", "look")

@@ -5,7 +5,9 @@ the label. A second person R raises an arm holding a flag (COCO ``kite``) whose 
 A's pair: ``GO`` -> A kicks the ball (HICO-DET ``kick sports_ball``), ``STOP`` -> the pair is
 annotated ``no_interaction sports_ball``. One decoy flag of each colour stands clear of every
 person, placed the same way in both classes, so the colour of a flag somewhere in the image
-says nothing; only the flag in R's hand does. R's own pair (``hold kite``) is always positive.
+says nothing; only the flag in R's hand does. R's flag is a signal, not an interaction: R's
+pair is annotated ``no_interaction kite`` (kites appear in no other scene), so the positives of
+the ``cross_person`` split are exactly A's kicks and its AP measures A's pair alone.
 
 Every random number is drawn in the same order whatever the label (A's label is the first
 draw), so the two classes of one seed differ only in the colour of R's flag.
@@ -51,9 +53,11 @@ def lay_out(rng: Rng, cfg: SynthConfig, scene: Scene, interactions: bool = True,
     if not kick:
         player.action = None  # the ball stays drawn in front of A: same pixels as a kick
         scene.no_interaction.append((PLAYER, player.obj))
+    bearer.action = None  # drawn holding the flag up; annotated as a signal (module docstring)
     if cfg.cross_person_control or not interactions:
-        bearer.action = None
         _drop_object(scene, BEARER)
+    else:
+        scene.no_interaction.append((BEARER, bearer.obj))
     if not interactions:
         player.action = None
         scene.no_interaction.clear()
