@@ -28,3 +28,10 @@ def weighted_ce_sum(logits: Tensor, labels: Tensor, class_weight: Tensor) -> Ten
     """Sum over rows of ``class_weight[label] * CE(logits, label)`` (the caller divides by the
     batch-wide sum of the weights, which is what a weighted mean-reduced CE computes)."""
     return F.cross_entropy(logits, labels, weight=class_weight, reduction="sum")
+
+
+def weighted_ce_terms(logits: Tensor, labels: Tensor, class_weight: Tensor) -> Tensor:
+    """``class_weight[label] * CE(logits, label)`` per row: logits [..., C], labels [...] ->
+    [...] (summed per decoder layer by the criterion)."""
+    flat = F.cross_entropy(logits.flatten(0, -2), labels.flatten(), weight=class_weight, reduction="none")
+    return flat.view(labels.shape)
