@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+from torch.profiler import record_function
 from torch.utils.data import DataLoader
 
 from model import checkpoint as ckpt_io
@@ -242,14 +243,16 @@ class Trainer:
             batch = replace(batch, packed=pack(batch.targets))
         batch = batch.to(self.ctx.device, targets=False)
         images = batch.images.contiguous(memory_format=torch.channels_last) if self.cfg.channels_last else batch.images
-        with self._autocast():
+        with self._autocast(), record_function("forward"):  # labels for torch.profiler
             outputs = model(images, batch.pixel_mask, batch.part_masks)
-        if norm is None:
-            queries = outputs["pred_obj_logits"].shape[1]
-            norm = self.criterion.normalisers(targets, queries, self.ctx.device)
-        losses = self.criterion(outputs, batch.packed, norm)
-        total = self.criterion.total(losses)
-        (self.scaler.scale(total) if self.scaler is not None else total).backward()
+        with record_function("criterion"):
+            if norm is None:
+                queries = outputs["pred_obj_logits"].shape[1]
+                norm = self.criterion.normalisers(targets, queries, self.ctx.device)
+            losses = self.criterion(outputs, batch.packed, norm)
+            total = self.criterion.total(losses)
+        with record_function("backward"):
+            (self.scaler.scale(total) if self.scaler is not None else total).backward()
         return {"loss": total.detach(), **{k: v.detach() for k, v in losses.items()}}, norm
 
     def step(self, model: nn.Module, micro: list[Batch]) -> dict[str, torch.Tensor]:
@@ -265,7 +268,8 @@ class Trainer:
             with self._no_sync(model, last=i == len(micro) - 1):
                 losses, norm = self._backward(model, batch, targets, norm)
             sums = {k: sums.get(k, 0) + v for k, v in losses.items()}
-        self._optimise()
+        with record_function("optimiser"):
+            self._optimise()
         return sums
 
     def flush(self, log: TrainLog | None = None) -> list[dict[str, float]]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from scipy.optimize import linear_sum_assignment
 from torch import Tensor
+from torch.profiler import record_function
 
 from model.box_geometry import cxcywh_to_xyxy, elementwise_giou, pairwise_giou
 from model.criterion import SetCriterion
@@ -131,17 +132,21 @@ def reference_step(trainer, model, micro: list, criterion: ReferenceCriterion) -
     norm = None
     for batch in micro:
         batch = batch.to(trainer.ctx.device)
-        with trainer._autocast():
+        with trainer._autocast(), record_function("forward"):
             outputs = model(batch.images, batch.pixel_mask, batch.part_masks)
-        if norm is None:
-            norm = criterion.normalisers(targets, outputs["pred_obj_logits"].shape[1], trainer.ctx.device)
-        losses = criterion(outputs, batch.targets, norm)
-        total = criterion.total(losses)
-        (trainer.scaler.scale(total) if trainer.scaler is not None else total).backward()
+        with record_function("criterion"):
+            if norm is None:
+                norm = criterion.normalisers(targets, outputs["pred_obj_logits"].shape[1], trainer.ctx.device)
+            losses = criterion(outputs, batch.targets, norm)
+            total = criterion.total(losses)
+        with record_function("backward"):
+            (trainer.scaler.scale(total) if trainer.scaler is not None else total).backward()
         for k, v in {"loss": total.detach(), **{k: v.detach() for k, v in losses.items()}}.items():
             sums[k] = sums.get(k, 0) + v
-    values = all_mean(torch.stack(list(sums.values())).float())
-    if not torch.isfinite(values).all():
-        raise FloatingPointError("non-finite loss")
-    trainer._optimise()
+    with record_function("readback"):
+        values = all_mean(torch.stack(list(sums.values())).float())
+        if not torch.isfinite(values).all():
+            raise FloatingPointError("non-finite loss")
+    with record_function("optimiser"):
+        trainer._optimise()
     return dict(zip(sums, values.tolist()))
