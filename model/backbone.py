@@ -46,7 +46,11 @@ class FrozenBatchNorm2d(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         scale = self.weight * (self.running_var + self.eps).rsqrt()
         shift = self.bias - self.running_mean * scale
-        return x * scale[None, :, None, None] + shift[None, :, None, None]
+        if x.dtype == scale.dtype:
+            return x * scale[None, :, None, None] + shift[None, :, None, None]
+        # autocast (bf16/fp16 conv output): stay in that dtype, one fused multiply-add; fp32
+        # buffers would promote every activation of the trunk to fp32 (twice the traffic)
+        return torch.addcmul(shift.to(x.dtype)[None, :, None, None], x, scale.to(x.dtype)[None, :, None, None])
 
 
 class BasicBlock(nn.Module):
@@ -110,6 +114,7 @@ class Backbone(nn.Module):
         self.exact_padding = exact_padding
         self._valid_hw: Tensor | None = None  # [B, 2] valid pixel extent, set during forward
         self._padded_hw: tuple[int, int] = (0, 0)
+        self._grids: dict[tuple[int, int], Tensor] = {}  # valid cells per feature-map size, per forward
         if exact_padding:
             for m in self.body.modules():
                 if isinstance(m, (nn.Conv2d, nn.MaxPool2d)):
@@ -119,19 +124,25 @@ class Backbone(nn.Module):
         if self._valid_hw is None:
             return None
         x = inputs[0]
-        stride = _stride_of(self._padded_hw, x.shape[-2:])
-        valid = _valid_grid(self._valid_hw, x.shape[-2:], stride)  # [B, h, w]
-        return (x * valid[:, None].to(x.dtype),)
+        key = tuple(x.shape[-2:])
+        if key not in self._grids:  # ~50 convs share a handful of map sizes
+            stride = _stride_of(self._padded_hw, x.shape[-2:])
+            self._grids[key] = _valid_grid(self._valid_hw, x.shape[-2:], stride)[:, None]  # [B, 1, h, w]
+        return (x * self._grids[key].to(x.dtype),)
 
     def forward(self, images: Tensor, pixel_mask: Tensor) -> tuple[Tensor, Tensor]:
         valid_hw = valid_extent(pixel_mask)  # [B, 2]
-        padded = bool((valid_hw < torch.tensor(images.shape[-2:], device=images.device)).any())
+        # whether anything is padded is read on the CPU only: on a GPU that read would stop the
+        # host until the device catches up (and break a compiled graph); masking an unpadded
+        # batch multiplies by ones, so the result is the same either way
+        padded = images.device.type != "cpu" or torch.compiler.is_compiling() or bool(pixel_mask.any())
         self._valid_hw = valid_hw if (self.exact_padding and padded) else None
         self._padded_hw = tuple(images.shape[-2:])
         try:
             feats = self.body(images)  # [B, C, h, w]
         finally:
             self._valid_hw = None
+            self._grids = {}
         mask = ~_valid_grid(valid_hw, feats.shape[-2:], 32)  # [B, h, w]
         return feats, mask
 

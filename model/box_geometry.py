@@ -25,20 +25,22 @@ def area(b: Tensor) -> Tensor:
 
 
 def pairwise_iou(a: Tensor, b: Tensor, eps: float = 1e-7) -> tuple[Tensor, Tensor]:
-    """IoU and union of every box of ``a`` [N, 4] with every box of ``b`` [M, 4]: ([N, M], [N, M])."""
-    lt = torch.maximum(a[:, None, :2], b[None, :, :2])  # [N, M, 2]
-    rb = torch.minimum(a[:, None, 2:], b[None, :, 2:])  # [N, M, 2]
-    inter = (rb - lt).clamp(min=0).prod(-1)  # [N, M]
-    union = area(a)[:, None] + area(b)[None, :] - inter
+    """IoU and union of every box of ``a`` [..., N, 4] with every box of ``b`` [..., M, 4]
+    (leading dims broadcast, e.g. one image per batch row): ([..., N, M], [..., N, M])."""
+    lt = torch.maximum(a[..., :, None, :2], b[..., None, :, :2])  # [..., N, M, 2]
+    rb = torch.minimum(a[..., :, None, 2:], b[..., None, :, 2:])  # [..., N, M, 2]
+    inter = (rb - lt).clamp(min=0).prod(-1)  # [..., N, M]
+    union = area(a)[..., :, None] + area(b)[..., None, :] - inter
     return inter / union.clamp(min=eps), union
 
 
 def pairwise_giou(a: Tensor, b: Tensor, eps: float = 1e-7) -> Tensor:
-    """Generalised IoU of every box of ``a`` [N, 4] with every box of ``b`` [M, 4]: [N, M]."""
+    """Generalised IoU of every box of ``a`` [..., N, 4] with every box of ``b`` [..., M, 4]:
+    [..., N, M] (leading dims broadcast)."""
     iou, union = pairwise_iou(a, b, eps)
-    lt = torch.minimum(a[:, None, :2], b[None, :, :2])
-    rb = torch.maximum(a[:, None, 2:], b[None, :, 2:])
-    hull = (rb - lt).clamp(min=0).prod(-1)  # [N, M] smallest enclosing box
+    lt = torch.minimum(a[..., :, None, :2], b[..., None, :, :2])
+    rb = torch.maximum(a[..., :, None, 2:], b[..., None, :, 2:])
+    hull = (rb - lt).clamp(min=0).prod(-1)  # [..., N, M] smallest enclosing box
     return iou - (hull - union) / hull.clamp(min=eps)
 
 

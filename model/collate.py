@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from model.packed_targets import PAIR_KEYS, PackedTargets, pack
+
 # A part box cropped out of the image is moved here: far outside the grid, so that it lights no
 # cell whatever the rasteriser's clipping (an empty box at the border would still touch a cell).
 _OFF_GRID = -1.0e4
@@ -20,12 +22,23 @@ class Batch:
     pixel_mask: Tensor  # Bool[B, H, W], True = padding
     part_masks: Tensor | None  # Bool[B, 6, h, w], True = covered by that part group
     targets: list[dict]  # per image, see model.data / model.transforms
+    packed: PackedTargets | None = None  # the pairs of ``targets`` packed for the criterion
 
-    def to(self, device: torch.device | str) -> Batch:
-        """The batch on ``device`` (tensors of the targets too; strings and ints stay)."""
+    def to(self, device: torch.device | str, targets: bool = True) -> Batch:
+        """The batch on ``device`` (tensors of the targets too, unless ``targets`` is False:
+        training reads only the packed pairs there, and the per-image dicts cost ~130 small
+        copies a batch; strings and ints stay). Copies are asynchronous from pinned memory."""
         move = lambda v: v.to(device, non_blocking=True) if isinstance(v, Tensor) else v  # noqa: E731
-        return Batch(move(self.images), move(self.pixel_mask), move(self.part_masks),
-                     [{k: move(v) for k, v in t.items()} for t in self.targets])
+        per_image = [{k: move(v) for k, v in t.items()} for t in self.targets] if targets else self.targets
+        return Batch(move(self.images), move(self.pixel_mask), move(self.part_masks), per_image,
+                     self.packed.to(device) if self.packed is not None else None)
+
+    def pin_memory(self) -> Batch:
+        """Page-locked tensors (called by a DataLoader with ``pin_memory=True``), so that the
+        copies to the GPU run asynchronously; the per-image dicts stay pageable."""
+        pin = lambda v: v.pin_memory() if isinstance(v, Tensor) else v  # noqa: E731
+        return Batch(pin(self.images), pin(self.pixel_mask), pin(self.part_masks), self.targets,
+                     self.packed.pin_memory() if self.packed is not None else None)
 
 
 def pad_images(images: list[Tensor]) -> tuple[Tensor, Tensor]:
@@ -80,4 +93,5 @@ class Collate:
         x, mask = pad_images(list(images))
         grid = (math.ceil(x.shape[2] / self.stride), math.ceil(x.shape[3] / self.stride))
         masks = part_masks(list(targets), grid, self.stride, self.rule) if self.with_part_masks else None
-        return Batch(x, mask, masks, list(targets))
+        packed = pack(list(targets)) if all(k in targets[0] for k in PAIR_KEYS) else None
+        return Batch(x, mask, masks, list(targets), packed)

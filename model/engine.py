@@ -13,6 +13,12 @@ the global batch.
 A run interrupted after a checkpoint and resumed with ``resume=True`` ends with the same weights
 as an uninterrupted one: the data of a step is a function of (seed, iteration) only (see
 model/sampler.py), and the checkpoint holds optimiser, scheduler, scaler and every RNG state.
+
+The host stays out of the step (issue #18): batches arrive in pinned memory and are copied
+without waiting, the losses stay on the device and are read back (all-reduced, checked for
+NaN/inf and logged) only every ``log_every`` iterations and before every validation or
+checkpoint, so a non-finite loss stops the run at the next such point, naming the iteration
+where it first appeared, and no checkpoint is ever written after it.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import contextlib
 import itertools
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
@@ -29,11 +35,13 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+from torch.profiler import record_function
 from torch.utils.data import DataLoader
 
 from model import checkpoint as ckpt_io
 from model.collate import Batch
 from model.criterion import SetCriterion
+from model.packed_targets import pack
 from model.distributed import DistContext, all_mean, barrier, gather_objects
 from model.sampler import WeightedEpochSampler
 from model.train_log import TrainLog
@@ -43,7 +51,8 @@ Validate = Callable[[nn.Module, DataLoader, torch.device], dict[str, float]]
 # settings that may change between an interrupted run and its resumption; ``accumulate`` only
 # splits the same global batch differently (like the number of processes, which changes with it
 # when a run moves to fewer GPUs): the samples and the schedule stay, float rounding may differ
-RESUME_FREE = frozenset({"num_workers", "log_every", "threads", "progress", "device", "accumulate"})
+RESUME_FREE = frozenset({"num_workers", "log_every", "threads", "progress", "device", "accumulate",
+                         "compile", "channels_last", "fused_optimizer"})
 
 
 class NonFiniteLoss(UserError):
@@ -73,6 +82,9 @@ class LoopConfig:
     metric: str = "int_ap"  # the validation metric that selects the model (higher is better)
     find_unused_parameters: bool = False
     progress: bool = True
+    compile: bool = False  # torch.compile the network (CUDA; the first steps compile)
+    channels_last: bool = False  # NHWC images and conv weights (faster convs on tensor cores)
+    fused_optimizer: bool = False  # AdamW's fused kernel (one launch for all parameters)
 
 
 @dataclass
@@ -128,7 +140,8 @@ def make_optimizer(net: nn.Module, cfg: LoopConfig) -> torch.optim.AdamW:
         {"params": [p for n, p in named if "backbone" not in n], "lr": cfg.lr, "name": "main"},
         {"params": [p for n, p in named if "backbone" in n], "lr": cfg.lr_backbone, "name": "backbone"},
     ]
-    return torch.optim.AdamW([g for g in groups if g["params"]], weight_decay=cfg.weight_decay)
+    return torch.optim.AdamW([g for g in groups if g["params"]], weight_decay=cfg.weight_decay,
+                             fused=True if cfg.fused_optimizer else None)
 
 
 def amp_settings(cfg: LoopConfig, device: torch.device) -> tuple[torch.dtype | None, torch.amp.GradScaler | None]:
@@ -147,6 +160,8 @@ class Trainer:
     def __init__(self, run: Run, cfg: LoopConfig, ctx: DistContext) -> None:
         self.run, self.cfg, self.ctx = run, cfg, ctx
         self.net = run.net.to(ctx.device)
+        if cfg.channels_last:
+            self.net = self.net.to(memory_format=torch.channels_last)
         self.criterion = run.criterion.to(ctx.device)
         self.opt = make_optimizer(self.net, cfg)
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, partial(lr_factor, warmup=cfg.warmup, drop=cfg.lr_drop))
@@ -157,6 +172,7 @@ class Trainer:
         self.per_rank = cfg.batch_size // ctx.world_size  # samples per step and rank
         self.sampler = WeightedEpochSampler(run.weights, cfg.epoch_size, cfg.seed, ctx.rank, ctx.world_size)
         self.state = State()
+        self._pending: list[tuple[int, list[str], torch.Tensor]] = []  # losses not yet read back
 
     # ------------------------------------------------------------------ resume
     def restore(self) -> None:
@@ -223,21 +239,27 @@ class Trainer:
         """Forward and backward of one micro-batch, adding to the gradients. ``targets``: every
         image of the step on this rank (CPU), for the loss normalisers when ``norm`` is None.
         Returns (its detached losses, the normalisers used)."""
-        batch = batch.to(self.ctx.device)
-        with self._autocast():
-            outputs = model(batch.images, batch.pixel_mask, batch.part_masks)
-        if norm is None:
-            queries = outputs["pred_obj_logits"].shape[1]
-            norm = self.criterion.normalisers(targets, queries, self.ctx.device)
-        losses = self.criterion(outputs, batch.targets, norm)
-        total = self.criterion.total(losses)
-        (self.scaler.scale(total) if self.scaler is not None else total).backward()
+        if batch.packed is None:  # a batch not built by model.collate.Collate
+            batch = replace(batch, packed=pack(batch.targets))
+        batch = batch.to(self.ctx.device, targets=False)
+        images = batch.images.contiguous(memory_format=torch.channels_last) if self.cfg.channels_last else batch.images
+        with self._autocast(), record_function("forward"):  # labels for torch.profiler
+            outputs = model(images, batch.pixel_mask, batch.part_masks)
+        with record_function("criterion"):
+            if norm is None:
+                queries = outputs["pred_obj_logits"].shape[1]
+                norm = self.criterion.normalisers(targets, queries, self.ctx.device)
+            losses = self.criterion(outputs, batch.packed, norm)
+            total = self.criterion.total(losses)
+        with record_function("backward"):
+            (self.scaler.scale(total) if self.scaler is not None else total).backward()
         return {"loss": total.detach(), **{k: v.detach() for k, v in losses.items()}}, norm
 
-    def step(self, model: nn.Module, micro: list[Batch]) -> dict[str, float]:
+    def step(self, model: nn.Module, micro: list[Batch]) -> dict[str, torch.Tensor]:
         """One optimiser step on this rank's ``accumulate`` micro-batches; returns the losses of
-        the whole step, averaged over ranks. Each micro-batch's losses are fractions of the step's
-        (divided by the step's counts), so their sum is the loss of the global batch."""
+        the whole step on this rank as device scalars (nothing is read back here: see
+        :meth:`flush`). Each micro-batch's losses are fractions of the step's (divided by the
+        step's counts), so their sum is the loss of the global batch."""
         targets = [t for b in micro for t in b.targets]
         self.opt.zero_grad(set_to_none=True)
         sums: dict[str, torch.Tensor] = {}
@@ -246,11 +268,26 @@ class Trainer:
             with self._no_sync(model, last=i == len(micro) - 1):
                 losses, norm = self._backward(model, batch, targets, norm)
             sums = {k: sums.get(k, 0) + v for k, v in losses.items()}
-        values = all_mean(torch.stack(list(sums.values())).float())
-        if not torch.isfinite(values).all():  # before the step: the weights stay the last good ones
-            self._non_finite(dict(zip(sums, values.tolist())))
-        self._optimise()
-        return dict(zip(sums, values.tolist()))
+        with record_function("optimiser"):
+            self._optimise()
+        return sums
+
+    def flush(self, log: TrainLog | None = None) -> list[dict[str, float]]:
+        """Read back the losses of the steps since the last flush in one transfer (averaged over
+        ranks: a collective), stop on a non-finite one, log them in order; returns them."""
+        if not self._pending:
+            return []
+        pending, self._pending = self._pending, []
+        values = all_mean(torch.stack([v for _, _, v in pending]).float()).cpu().tolist()  # [n, K]
+        rows = []
+        for (it, keys, _), row in zip(pending, values):
+            losses = dict(zip(keys, row))
+            if not np.isfinite(row).all():
+                self._non_finite(losses, it)
+            if log is not None:
+                log.step(it, losses, [g["lr"] for g in self.opt.param_groups])
+            rows.append(losses)
+        return rows
 
     def _optimise(self) -> None:
         """Clip the summed (AMP: unscaled) gradients, step the optimiser and the schedule."""
@@ -265,11 +302,11 @@ class Trainer:
             self.opt.step()
         self.sched.step()
 
-    def _non_finite(self, values: dict[str, float]) -> None:
+    def _non_finite(self, values: dict[str, float], iteration: int) -> None:
         bad = [k for k, v in values.items() if not np.isfinite(v) and k != "loss"]
         last = f"{self.run.last_path} (iteration {self._saved_iteration()})" if self.run.last_path.exists() else "none yet"
         raise NonFiniteLoss(f"stage {self.run.meta.get('stage')}: loss became non-finite at iteration "
-                            f"{self.state.iteration + 1} ({', '.join(bad) or 'total'}); training stopped. "
+                            f"{iteration} ({', '.join(bad) or 'total'}); training stopped. "
                             f"Last good checkpoint: {last}. Lower train.lr or check the data, then --resume.")
 
     def _saved_iteration(self) -> int | str:
@@ -313,7 +350,7 @@ class Trainer:
     def _loader(self) -> DataLoader:
         return DataLoader(self.run.train_set, batch_size=self.micro, sampler=self.sampler,
                           collate_fn=self.run.collate, num_workers=self.cfg.num_workers, drop_last=True,
-                          generator=self._generator())
+                          generator=self._generator(), pin_memory=self.ctx.device.type == "cuda")
 
     def _wrap(self) -> nn.Module:
         if not self.ctx.distributed:
@@ -322,17 +359,20 @@ class Trainer:
         return DistributedDataParallel(self.net, device_ids=ids,
                                        find_unused_parameters=self.cfg.find_unused_parameters)
 
-    def _after_step(self, log: TrainLog, losses: dict[str, float]) -> None:
+    def _after_step(self, log: TrainLog, losses: dict[str, torch.Tensor]) -> None:
         it, cfg = self.state.iteration, self.cfg
-        log.step(it, losses, [g["lr"] for g in self.opt.param_groups])
+        self._pending.append((it, list(losses), torch.stack(list(losses.values()))))
         done = it >= cfg.iterations
-        if it % cfg.val_every == 0 or done:
+        validate, save = it % cfg.val_every == 0 or done, it % cfg.checkpoint_every == 0 or done
+        if it % cfg.log_every == 0 or validate or save:  # nothing is saved before the losses are checked
+            self.flush(log)
+        if validate:
             metrics = self.validate()
             improved = self._select(metrics)
             log.validation(it, metrics, self.state.best)
             if improved or (done and self.state.best["value"] is None):
                 self.save_best()
-        if it % cfg.checkpoint_every == 0 or done:
+        if save:
             self.save_last()
 
     def fit(self, resume: bool = False) -> dict:
@@ -340,6 +380,8 @@ class Trainer:
         if resume:
             self.restore()
         model = self._wrap()
+        if self.cfg.compile:
+            model = torch.compile(model)
         self.net.train()
         loader = self._loader()
         batches_per_epoch = self.cfg.epoch_size // self.cfg.batch_size

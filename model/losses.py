@@ -38,3 +38,10 @@ def part_label_loss(part_logits: Tensor, labels: Tensor) -> Tensor:
     known = ~labels.isnan()
     terms = F.binary_cross_entropy_with_logits(part_logits.float(), labels.nan_to_num(0.0).float(), reduction="none")
     return (terms * known).sum() / known.sum().clamp(min=1)
+
+
+def weighted_ce_terms(logits: Tensor, labels: Tensor, class_weight: Tensor) -> Tensor:
+    """``class_weight[label] * CE(logits, label)`` per row: logits [..., C], labels [...] ->
+    [...] (summed per decoder layer by the criterion)."""
+    flat = F.cross_entropy(logits.flatten(0, -2), labels.flatten(), weight=class_weight, reduction="none")
+    return flat.view(labels.shape)

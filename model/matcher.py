@@ -9,23 +9,31 @@ Cost of assigning query q to ground-truth pair t:
       + w_int   * (-p_q(interactive flag of t))                 (stage 1, when the output has it)
       + w_verb  * QPIC's verb cost                               (stage 2, when the output has it)
 
-The max over subject and object is QPIC's: a pair query is only as good as its worse box. The
-cost matrix is built once for the whole batch ([B, Q, sum T]); only the assignment itself runs
-per image, on CPU, with scipy's ``linear_sum_assignment``. Auxiliary decoder layers carry box
-and class outputs only, so the interactiveness/verb terms drop out there.
+The max over subject and object is QPIC's: a pair query is only as good as its worse box.
+
+Batched (no per-image work on the device, one device-to-host transfer per step): the costs of
+every decoder layer (the final one and the auxiliary ones) of every image are computed at once
+on the device against each image's own targets in a padded layout, [L, B, Q, Tmax]; that
+tensor is copied to the host once and only the assignments run per (layer, image), on CPU, with
+scipy's ``linear_sum_assignment``; the matched (layer, image, query, pair) indices go back to
+the device in one non-blocking copy. Auxiliary decoder layers carry box and class outputs only,
+so the interactiveness/verb terms apply to the final layer.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 
 from model.box_geometry import cxcywh_to_xyxy, pairwise_giou
+from model.packed_targets import PackedTargets, pack
 
 Indices = list[tuple[Tensor, Tensor]]  # per image: (query indices, target indices), both Long[K]
+BOX_KEYS = ("pred_obj_logits", "pred_sub_boxes", "pred_obj_boxes")  # what every decoder layer outputs
 _BIG = 1e8  # stands in for NaN/inf costs, so that a diverged net reaches the loss check
 
 
@@ -48,63 +56,110 @@ class HungarianMatcher(torch.nn.Module):
         self.w = weights
 
     @torch.no_grad()
-    def cost_matrix(self, outputs: dict[str, Tensor], targets: list[dict[str, Tensor]]) -> Tensor:
-        """The cost of every query of every image against every target of the batch:
-        [B, Q, sum T] (only the diagonal image blocks are used)."""
-        B, Q = outputs["pred_obj_logits"].shape[:2]
-        prob = outputs["pred_obj_logits"].flatten(0, 1).float().softmax(-1)  # [BQ, C+1]
-        sub = outputs["pred_sub_boxes"].flatten(0, 1).float()  # [BQ, 4]
-        obj = outputs["pred_obj_boxes"].flatten(0, 1).float()  # [BQ, 4]
-        t_lab = torch.cat([t["obj_labels"] for t in targets])  # [T]
-        t_sub = torch.cat([t["sub_boxes"] for t in targets])  # [T, 4]
-        t_obj = torch.cat([t["obj_boxes"] for t in targets])  # [T, 4]
-        has_obj = torch.cat([t["has_obj"] for t in targets]).to(sub.dtype)  # [T]
+    def cost_matrix(self, outputs: dict[str, Tensor], targets: list[dict[str, Tensor]] | PackedTargets) -> Tensor:
+        """The cost of every query of every image against that image's targets: [B, Q, Tmax]
+        (image b's first ``sizes[b]`` columns are its targets, the rest padding)."""
+        packed = targets if isinstance(targets, PackedTargets) else pack(targets)
+        layers = {k: outputs[k][None] for k in BOX_KEYS}
+        return self.layer_costs(layers, outputs, packed)[0]
 
-        l1_sub = torch.cdist(sub, t_sub, p=1)  # [BQ, T]
-        l1_obj = torch.cdist(obj, t_obj, p=1) * has_obj  # [BQ, T]
-        giou_sub = pairwise_giou(cxcywh_to_xyxy(sub), cxcywh_to_xyxy(t_sub))  # [BQ, T]
+    @torch.no_grad()
+    def layer_costs(self, layers: dict[str, Tensor], final: dict[str, Tensor], packed: PackedTargets) -> Tensor:
+        """Costs [L, B, Q, Tmax] of the stacked decoder layers ``layers`` (BOX_KEYS, each
+        [L, B, Q, ...]; the last layer is ``final``'s, whose interactiveness/verb outputs add
+        their terms to it) against the padded targets of each image."""
+        index, valid = packed.padded_index()  # [B, Tm]
+        prob = layers["pred_obj_logits"].float().softmax(-1)  # [L, B, Q, C+1]
+        sub, obj = layers["pred_sub_boxes"].float(), layers["pred_obj_boxes"].float()  # [L, B, Q, 4]
+        L, B, Q = prob.shape[:3]
+        t_lab = packed.obj_labels[index]  # [B, Tm]
+        t_sub, t_obj = packed.sub_boxes[index][None], packed.obj_boxes[index][None]  # [1, B, Tm, 4]
+        has_obj = packed.has_obj[index][None, :, None, :]  # [1, B, 1, Tm]
+
+        l1_sub = (sub[..., :, None, :] - t_sub[..., None, :, :]).abs().sum(-1)  # [L, B, Q, Tm]
+        l1_obj = (obj[..., :, None, :] - t_obj[..., None, :, :]).abs().sum(-1) * has_obj.to(sub.dtype)
+        giou_sub = pairwise_giou(cxcywh_to_xyxy(sub), cxcywh_to_xyxy(t_sub))  # [L, B, Q, Tm]
         giou_obj = pairwise_giou(cxcywh_to_xyxy(obj), cxcywh_to_xyxy(t_obj))
-        giou_obj = torch.where(has_obj.bool(), giou_obj, giou_sub)
+        giou_obj = torch.where(has_obj, giou_obj, giou_sub)
+        cls = prob.gather(-1, t_lab[None, :, None, :].expand(L, B, Q, -1))  # [L, B, Q, Tm]
         cost = (
-            self.w.cost_class * -prob[:, t_lab]
+            self.w.cost_class * -cls
             + self.w.cost_bbox * torch.maximum(l1_sub, l1_obj)
             + self.w.cost_giou * torch.maximum(-giou_sub, -giou_obj)
         )
-        if "pred_int_logits" in outputs and self.w.cost_int:
-            cost = cost + self.w.cost_int * self._int_cost(outputs["pred_int_logits"], targets)
-        if "pred_verb_logits" in outputs and self.w.cost_verb:
-            cost = cost + self.w.cost_verb * self._verb_cost(outputs["pred_verb_logits"], targets)
-        cost = torch.nan_to_num(cost, nan=_BIG, posinf=_BIG, neginf=-_BIG)
-        return cost.view(B, Q, -1)
+        if "pred_int_logits" in final and self.w.cost_int:  # the final layer's extra terms
+            cost[-1] += self.w.cost_int * _int_cost(final["pred_int_logits"], packed.interactive[index])
+        if "pred_verb_logits" in final and self.w.cost_verb:
+            cost[-1] += self.w.cost_verb * _verb_cost(final["pred_verb_logits"], packed.verbs[index])
+        return torch.nan_to_num(cost, nan=_BIG, posinf=_BIG, neginf=-_BIG)
 
-    @staticmethod
-    def _int_cost(logits: Tensor, targets: list[dict[str, Tensor]]) -> Tensor:
-        """-p(query has the target's interactiveness label): [BQ, T]."""
-        p = logits.flatten().float().sigmoid()[:, None]  # [BQ, 1]
-        y = torch.cat([t["interactive"] for t in targets]).to(p.dtype)[None, :]  # [1, T]
-        return -(p * y + (1 - p) * (1 - y))
-
-    @staticmethod
-    def _verb_cost(logits: Tensor, targets: list[dict[str, Tensor]]) -> Tensor:
-        """QPIC's verb cost: minus the mean of the soft recall of the target's positive verbs
-        and of its negative verbs: [BQ, T]."""
-        p = logits.flatten(0, 1).float().sigmoid()  # [BQ, V]
-        y = torch.cat([t["verbs"] for t in targets]).to(p.dtype)  # [T, V]
-        pos = (p @ y.T) / (y.sum(-1)[None, :] + 1e-4)
-        neg = ((1 - p) @ (1 - y).T) / ((1 - y).sum(-1)[None, :] + 1e-4)
-        return -(pos + neg) / 2
+    @torch.no_grad()
+    def match_layers(self, layers: dict[str, Tensor], final: dict[str, Tensor], packed: PackedTargets) -> Matches:
+        """Optimal assignments of every layer and image (see :meth:`layer_costs`): one
+        transfer of the costs to the host, scipy per (layer, image), one transfer back."""
+        L = layers["pred_obj_logits"].shape[0]
+        device = layers["pred_obj_logits"].device
+        if sum(packed.sizes) == 0:
+            return Matches(torch.zeros(4, 0, dtype=torch.long, device=device), [0] * L)
+        cost = self.layer_costs(layers, final, packed).cpu().numpy()  # the step's one sync
+        rows, counts = [], []
+        for lay in range(L):
+            n = 0
+            for b, (size, offset) in enumerate(zip(packed.sizes, packed.offsets)):
+                if size == 0:
+                    continue
+                q, t = linear_sum_assignment(cost[lay, b, :, :size])
+                rows.append(np.stack([np.full_like(q, lay), np.full_like(q, b), q, t + offset]))
+                n += len(q)
+            counts.append(n)
+        index = torch.from_numpy(np.concatenate(rows, 1).astype(np.int64))
+        if device.type == "cuda":
+            index = index.pin_memory()
+        return Matches(index.to(device, non_blocking=True), counts)
 
     @torch.no_grad()
     def forward(self, outputs: dict[str, Tensor], targets: list[dict[str, Tensor]]) -> Indices:
         """Per image, (query indices, target indices) of the optimal assignment; empty when
         the image has no target."""
-        sizes = [len(t["obj_labels"]) for t in targets]
-        if sum(sizes) == 0:
-            empty = torch.zeros(0, dtype=torch.long)
-            return [(empty, empty) for _ in targets]
-        cost = self.cost_matrix(outputs, targets).cpu()  # [B, Q, sum T]
-        blocks = cost.split(sizes, dim=-1)
-        return [assign(blocks[b][b]) for b in range(len(targets))]
+        packed = pack(targets)
+        layers = {k: outputs[k][None] for k in BOX_KEYS}
+        m = self.match_layers(layers, outputs, packed).layer(0)
+        b, q, t = (x.cpu() for x in m)
+        offsets = torch.tensor(packed.offsets + [0], dtype=torch.long)
+        return [(q[b == i], t[b == i] - offsets[i]) for i in range(len(targets))]
+
+
+@dataclass
+class Matches:
+    """Matched (layer, image, query, flat pair index) of every layer, Long[4, K] on the device,
+    grouped by layer, then image, then query (ascending); ``counts``: matches per layer
+    (host ints, so that splitting by layer needs no read-back)."""
+
+    index: Tensor
+    counts: list[int]
+
+    def layer(self, lay: int) -> tuple[Tensor, Tensor, Tensor]:
+        """(image, query, flat pair index) of layer ``lay``'s matches, Long[K_l] each."""
+        start = sum(self.counts[:lay])
+        part = self.index[:, start:start + self.counts[lay]]
+        return part[1], part[2], part[3]
+
+
+def _int_cost(logits: Tensor, y: Tensor) -> Tensor:
+    """-p(query has the target's interactiveness label): logits [B, Q], y [B, Tm] -> [B, Q, Tm]."""
+    p = logits.float().sigmoid()[:, :, None]  # [B, Q, 1]
+    y = y.to(p.dtype)[:, None, :]  # [B, 1, Tm]
+    return -(p * y + (1 - p) * (1 - y))
+
+
+def _verb_cost(logits: Tensor, y: Tensor) -> Tensor:
+    """QPIC's verb cost: minus the mean of the soft recall of the target's positive verbs and
+    of its negative verbs: logits [B, Q, V], y [B, Tm, V] -> [B, Q, Tm]."""
+    p = logits.float().sigmoid()  # [B, Q, V]
+    y = y.to(p.dtype)
+    pos = (p @ y.transpose(1, 2)) / (y.sum(-1)[:, None, :] + 1e-4)
+    neg = ((1 - p) @ (1 - y).transpose(1, 2)) / ((1 - y).sum(-1)[:, None, :] + 1e-4)
+    return -(pos + neg) / 2
 
 
 def assign(cost: Tensor) -> tuple[Tensor, Tensor]:

@@ -95,6 +95,9 @@ class TrainConfig(P.Section):
     threads: int | None = Field(None, ge=1)  # torch CPU threads; None = torch's default
     find_unused_parameters: bool = False
     progress: bool = True
+    compile: bool = False  # torch.compile the whole network (GPU; README "GPU")
+    channels_last: bool = False  # NHWC images and conv weights
+    fused_optimizer: bool = False  # AdamW's fused kernel
     augment: AugmentConfig = AugmentConfig()
     loss: LossConfig = LossConfig()
 
@@ -126,7 +129,8 @@ def loop_config(cfg: TrainConfig, stage: int, n_train: int, seed: int) -> LoopCo
         amp=cfg.amp, seed=seed, num_workers=cfg.num_workers, val_every=cfg.val_every or per_epoch,
         checkpoint_every=cfg.checkpoint_every or per_epoch, log_every=cfg.log_every,
         metric="int_ap" if stage == 1 else "hoi_map", find_unused_parameters=cfg.find_unused_parameters,
-        progress=cfg.progress,
+        progress=cfg.progress, compile=cfg.compile, channels_last=cfg.channels_last,
+        fused_optimizer=cfg.fused_optimizer,
     )
 
 
