@@ -5,8 +5,9 @@ The pickle (protocol 2, readable by Python 2) is a list of dicts, one per predic
 score for all 26 actions and ``<action>_<role>`` = [x1, y1, x2, y2, score] for all 25
 action-roles; every key is present (the evaluator indexes them all). A class the table has no
 row for gets NaN (the evaluator skips NaN scores); a missing role object is a NaN box, which
-Scenario 1 reads as "no role predicted". Agent scores of actions with roles follow QPIC's
-``generate_vcoco_official.py``: the largest of the action's role scores.
+Scenario 1 reads as "no role predicted". Agent scores of actions with roles: an explicit
+agent row of the table (role null; what importing a pickle keeps from its ``<action>_agent``),
+else, as QPIC's ``generate_vcoco_official.py``, the largest of the action's role scores.
 """
 
 from __future__ import annotations
@@ -26,9 +27,12 @@ PROTOCOL = 2
 
 
 def _classes() -> tuple[list[tuple[str, str | None]], dict[tuple[int, str | None], int]]:
-    """The 29 verb-role classes and (action id, role) -> class index."""
+    """The 29 verb-role classes, then the agent (role None) of each action with roles, and
+    (action id, role) -> class index."""
     vc = labels.vcoco()
-    return list(vc.verb_roles), {(vc.action_id(a), r): i for i, (a, r) in enumerate(vc.verb_roles)}
+    classes = list(vc.verb_roles)
+    classes += [(a, None) for a, roles in vc.action_roles.items() if len(roles) > 1 and (a, None) not in classes]
+    return classes, {(vc.action_id(a), r): i for i, (a, r) in enumerate(classes)}
 
 
 def query_keys(frame: pd.DataFrame) -> np.ndarray:
@@ -41,8 +45,9 @@ def query_keys(frame: pd.DataFrame) -> np.ndarray:
 
 
 def dense(frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-    """Per pair: (image_id, person box) frame, scores [P, 29] and role boxes [P, 29, 4] (NaN =
-    no row / no object). Duplicate (pair, class) rows keep the highest score."""
+    """Per pair: (image_id, person box) frame, scores [P, C] and role boxes [P, C, 4] over the
+    classes of :func:`_classes` (NaN = no row / no object). Duplicate (pair, class) rows keep
+    the highest score."""
     classes, index = _classes()
     frame = frame.sort_values(["image_id", "query"], kind="stable", na_position="last", ignore_index=True)
     role = frame["role"].astype(object).where(frame["role"].notna(), None)
@@ -69,9 +74,11 @@ def to_detections(frame: pd.DataFrame) -> list[dict]:
     heads, scores, roles = dense(frame)
     agent = {}
     for action, action_roles in vc.action_roles.items():
-        cols = [i for i, (a, _) in enumerate(classes) if a == action]
+        explicit = scores[:, classes.index((action, None))]
+        cols = [i for i, (a, r) in enumerate(classes) if a == action and r is not None]
         with np.errstate(all="ignore"):
-            agent[action] = np.fmax.reduce(scores[:, cols], axis=1) if len(cols) > 1 else scores[:, cols[0]]
+            derived = np.fmax.reduce(scores[:, cols], axis=1) if cols else explicit
+        agent[action] = np.where(np.isnan(explicit), derived, explicit)
     role_values = np.concatenate([roles, scores[:, :, None]], axis=2).tolist()  # [P][29][5]
     image_keys = [number(i) for i in heads["image_id"]]
     person = heads[list(preds.HUMAN)].to_numpy(np.float64).tolist()
@@ -94,9 +101,12 @@ def write_pickle(detections: list[dict], path: Path) -> Path:
 
 
 def from_detections(detections: object, keys: KeyMap, source: str) -> pd.DataFrame:
-    """The inverse: one ``predictions`` row per (pair, action-role) with a non-NaN score
-    (agent-only actions from ``<action>_agent``; other agent scores are derived, not rows).
-    All-zero role boxes (another way to say "no role") become NaN."""
+    """The inverse: one ``predictions`` row per (pair, action-role) with a non-NaN score, and
+    one agent row (role null) per non-NaN ``<action>_agent`` of every action, so that the
+    evaluator ranks agents by the pickle's own agent scores, as vsrl_eval does. All-zero role
+    boxes (another way to say "no role") become NaN. Detections on images that ``keys`` does
+    not know (outside the test split) are left out, counted and reported: vsrl_eval never
+    looks at them; a pickle none of whose detections is known is refused."""
     if not isinstance(detections, list):
         raise UserError(f"{source}: expected a list of detection dicts")
     classes, _ = _classes()
@@ -120,6 +130,15 @@ def from_detections(detections: object, keys: KeyMap, source: str) -> pd.DataFra
             raise UserError(f"{source}: detection {n} is not in the V-COCO format ({why})") from None
     cols = ["key", "query", *preds.HUMAN, *preds.OBJECT, "verb_id", "role", "score"]
     got = pd.DataFrame(rows, columns=cols)
+    known = keys.known(got["key"].tolist())
+    if not known.all():
+        outside = sorted(set(got.loc[~known, "key"].tolist()))
+        if known.sum() == 0:
+            raise UserError(f"{source}: none of its images is among the images given (image_id {outside[0]}, ...)")
+        n_det = len(got.loc[~known, ["key", "query"]].drop_duplicates())
+        print(f"import-preds: {source}: {n_det} detections on {len(outside)} images outside the image list "
+              f"(e.g. image_id {outside[0]}) left out, as vsrl_eval ignores them")
+        got = got[known].reset_index(drop=True)
     obj = got[list(preds.OBJECT)].to_numpy(np.float64, copy=True)
     obj[(obj == 0).all(axis=1)] = np.nan
     return preds.conform({
