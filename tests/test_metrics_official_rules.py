@@ -162,3 +162,65 @@ def test_vcoco_ties_keep_the_input_order(tmp_path):
     assert ap_of(evaluate_vcoco(detections_from_official([fp, *tps], gt), gt), "stand") == pytest.approx(0.75, abs=1e-15)
     swapped = [tps[0], fp, *tps[1:]]
     assert ap_of(evaluate_vcoco(detections_from_official(swapped, gt), gt), "stand") == pytest.approx(0.75 + r1 / 4, abs=1e-15)
+
+
+# --- the same rules on random, tie-heavy input with detections on images without ground truth --
+def _coarse_synthetic():
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("bench_eval", Path(__file__).parent / "benchmarks" / "bench_eval.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    det, gt = bench.synthetic(n_images=80, per_image=40, seed=3)
+    gt = gt.subset(np.isin(gt.label, np.unique(gt.label)[:40]) & (gt.image < 70))  # images 70..79: no GT
+    det = det.subset(np.isin(det.hoi, gt.label))
+    det = HoiDetections(det.image, det.human, det.obj, np.round(det.score * 4) / 4, det.hoi)  # 5 score values
+    return bench, det, gt
+
+
+def test_bpm_notebook_route_matches_a_calc_ap_like_loop_on_tied_scores():
+    bench, det, gt = _coarse_synthetic()
+    ko = known_object_table(80, gt)
+    ours = evaluate_hico(det, gt, 80, ROUTES["bpm_notebook"], ko_table=ko)
+    for mode, table in (("default", None), ("known_object", ko)):
+        naive = bench.naive_hico(det, gt, table, plus_one=False, thresholds=apm.TENTHS)
+        mine = ours[mode].per_class.set_index("hoi_id")
+        for c, (ap, rec) in naive.items():
+            assert abs(mine.loc[c, "ap"] - ap) < 1e-12 and abs(mine.loc[c, "recall"] - rec) < 1e-12
+
+
+def _calc_binary_like(image, human, obj, score, gt_image, gt_boxes, npos):
+    """TIN++/BPM's calc_binary written out, with a stable sort (ties in input order)."""
+    def iou(a, b):
+        iw, ih = min(a[2], b[2]) - max(a[0], b[0]), min(a[3], b[3]) - max(a[1], b[1])
+        inter = max(iw, 0) * max(ih, 0)
+        area = lambda x: max(x[2] - x[0], 0) * max(x[3] - x[1], 0)  # noqa: E731
+        return 0.0 if inter <= 0 else inter / (area(a) + area(b) - inter)
+    hit, used = [], set()
+    for d in np.argsort(-score, kind="stable"):
+        rows = np.flatnonzero(gt_image == image[d])
+        maxi, k = 0.0, -1
+        for r in rows:
+            tmp = min(iou(human[d], gt_boxes[r, :4]), iou(obj[d], gt_boxes[r, 4:]))
+            if maxi < tmp:
+                maxi, k = tmp, r
+        ok = k >= 0 and k not in used and maxi >= 0.5
+        used |= {k} if ok else set()
+        hit.append(ok)
+    hit = np.cumsum(hit)
+    rec, prec = hit / npos, hit / np.arange(1, len(hit) + 1)
+    return sum(np.max(prec[rec >= i / 10.0]) / 11.0 for i in range(11) if (rec >= i / 10.0).any()), rec.max()
+
+
+def test_interactiveness_matches_a_calc_binary_like_loop_on_tied_scores():
+    from pipeline.metrics.inputs import PairGroundTruth
+
+    _, det, gt = _coarse_synthetic()
+    first = np.unique(np.c_[gt.image, gt.human, gt.obj], axis=0, return_index=True)[1]
+    gt = gt.subset(np.sort(first))
+    pairs = PairGroundTruth(gt.image, gt.human, gt.obj, gt.label, gt.verb)
+    dets = PairScores(det.image, det.human, det.obj, det.score, np.full((len(det.score), 6), np.nan))
+    res = evaluate_interactiveness(dets, pairs, 80)["all"]
+    ap, rec = _calc_binary_like(det.image, det.human, det.obj, det.score, gt.image, np.c_[gt.human, gt.obj], len(gt.image))
+    assert abs(res.ap - ap) < 1e-12 and abs(res.max_recall - rec) < 1e-12

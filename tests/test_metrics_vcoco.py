@@ -233,6 +233,13 @@ def test_agrees_with_a_vsrl_eval_like_loop_on_random_detections(gt, ties):
     if ties == "image_box":
         shuffled = result(gt, [dets[k] for k in rng.permutation(len(dets))], ties)
         pd.testing.assert_frame_equal(result(gt, dets, ties).table, shuffled.table)  # content order, not input order
+    if ties == "input_order":  # the same through data import-preds' converter and the table route
+        from pipeline.interop import vcoco_pickle
+        from pipeline.interop.image_keys import KeyMap
+
+        table = vcoco_pickle.from_detections(dets, KeyMap(["COCO_val2014_000000000001", "COCO_val2014_000000000002"]), "t")
+        imported = evaluate_vcoco(detections_from_predictions(table, gt), gt)
+        pd.testing.assert_frame_equal(imported.table, result(gt, dets).table, check_exact=False, rtol=0, atol=1e-12)
     for scenario in ("scenario1", "scenario2"):
         res = result(gt, dets, ties)
         want = _vsrl_like(gt, dets, scenario, ties)

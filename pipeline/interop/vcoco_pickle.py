@@ -44,10 +44,11 @@ def query_keys(frame: pd.DataFrame) -> np.ndarray:
     return key.factorize()[0]
 
 
-def dense(frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+def dense(frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray]:
     """Per pair: (image_id, person box) frame, scores [P, C] and role boxes [P, C, 4] over the
-    classes of :func:`_classes` (NaN = no row / no object). Duplicate (pair, class) rows keep
-    the highest score."""
+    classes of :func:`_classes` (NaN = no row / no object), and [P, C] bool: a row exists (an
+    agent row with a NaN score says "no agent score", as the pickle's NaN). Duplicate (pair,
+    class) rows keep the highest score."""
     classes, index = _classes()
     frame = frame.sort_values(["image_id", "query"], kind="stable", na_position="last", ignore_index=True)
     role = frame["role"].astype(object).where(frame["role"].notna(), None)
@@ -61,24 +62,26 @@ def dense(frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     roles = np.full((*scores.shape, 4), np.nan)
     scores[pair[order], cls[order]] = frame["score"].to_numpy(np.float64)[order]
     roles[pair[order], cls[order]] = preds.boxes(frame, preds.OBJECT)[order]
+    present = np.zeros(scores.shape, dtype=bool)
+    present[pair, cls] = True
     first = pd.DataFrame({"pair": pair, "image_id": frame["image_id"].to_numpy(object)})
     first[list(preds.HUMAN)] = preds.boxes(frame, preds.HUMAN)
     heads = first.drop_duplicates("pair").sort_values("pair").reset_index(drop=True)
-    return heads, scores, roles
+    return heads, scores, roles, present
 
 
 def to_detections(frame: pd.DataFrame) -> list[dict]:
     """The evaluator's list of dicts, one per pair, in (image_id, query) order."""
     classes, _ = _classes()
     vc = labels.vcoco()
-    heads, scores, roles = dense(frame)
+    heads, scores, roles, present = dense(frame)
     agent = {}
     for action, action_roles in vc.action_roles.items():
-        explicit = scores[:, classes.index((action, None))]
+        k = classes.index((action, None))
         cols = [i for i, (a, r) in enumerate(classes) if a == action and r is not None]
         with np.errstate(all="ignore"):
-            derived = np.fmax.reduce(scores[:, cols], axis=1) if cols else explicit
-        agent[action] = np.where(np.isnan(explicit), derived, explicit)
+            derived = np.fmax.reduce(scores[:, cols], axis=1) if cols else scores[:, k]
+        agent[action] = np.where(present[:, k], scores[:, k], derived)
     role_values = np.concatenate([roles, scores[:, :, None]], axis=2).tolist()  # [P][29][5]
     image_keys = [number(i) for i in heads["image_id"]]
     person = heads[list(preds.HUMAN)].to_numpy(np.float64).tolist()
@@ -117,13 +120,17 @@ def from_detections(detections: object, keys: KeyMap, source: str) -> pd.DataFra
         try:
             image, person = int(det["image_id"]), [float(v) for v in det["person_box"]]
             query = seen[image] = seen.get(image, -1) + 1
-            for action, role in classes:
+            with_roles: set[str] = set()  # actions with a scored role in this detection
+            for action, role in classes:  # roles before the agents of role actions
                 if role is None:
                     box, score = [np.nan] * 4, float(det[f"{action}_agent"])
                 else:
                     value = det[f"{action}_{role}"]
                     box, score = list(map(float, value[:4])), float(value[4])
-                if not np.isnan(score):
+                    if not np.isnan(score):
+                        with_roles.add(action)
+                # a NaN agent next to scored roles stays a row: "no agent score", not "derive one"
+                if not np.isnan(score) or (role is None and action in with_roles):
                     rows.append((image, query, *person, *box, vc.action_id(action), role, score))
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             why = f"{type(exc).__name__}: {exc}"
