@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline import tables
+from pipeline.errors import UserError
 
 MI_INT8, MI_INT32, MI_UINT32, MI_DOUBLE, MI_MATRIX, MI_COMPRESSED = 1, 5, 6, 9, 14, 15
 MX_CELL, MX_DOUBLE = 1, 6
@@ -82,6 +83,8 @@ def file_header() -> bytes:
 def write_cell_array(path: Path, name: str, shape: tuple[int, int], cell: np.ndarray, values: np.ndarray) -> Path:
     """Write variable ``name`` = the R x C cell array of :func:`cell_payload`, atomically."""
     payload = cell_payload(shape, np.asarray(cell, dtype=np.int64), np.asarray(values, dtype=np.float64))
+    if payload.nbytes >= 2**32 - 1024:  # MAT v5 element sizes are uint32
+        raise UserError(f"{path}: {payload.nbytes:,} bytes for one variable, over MAT v5's 4 GiB; lower --cap")
     comp = zlib.compressobj(1)
     chunks = [comp.compress(_outer(name, shape, payload.nbytes)), comp.compress(payload.tobytes()), comp.flush()]
     data = b"".join(chunks)
