@@ -20,7 +20,7 @@ from pydantic import Field
 from pipeline.errors import UserError
 from pipeline.metrics import hico, interactiveness, report, vcoco, vcoco_data
 from pipeline.metrics.inputs import ImageIndex, pair_ground_truth, split_image_ids
-from pipeline.metrics.matching import first_come_true_positives, rank_order
+from pipeline.metrics.matching import TieRule, first_come_true_positives, rank_order
 from pipeline.params import Section
 from pipeline.tables import PART_GROUP_NAMES
 
@@ -36,6 +36,7 @@ class EvaluateConfig(Section):
     scene_splits: tuple[str, ...] = ("crowded", "tiny", "occluded")  # boolean columns of the scenes table
     vcoco_root: Path | None = None  # folder holding data/vcoco, data/splits (default: dataset root)
     curve_points: int = Field(101, ge=2)  # recall grid of the PR curves
+    ties: TieRule = "input_order"  # equal scores: input_order (official stable sort) | image_box
 
 
 def evaluate(predictions_df: pd.DataFrame, images_df: pd.DataFrame, instances_df: pd.DataFrame,
@@ -87,7 +88,7 @@ def _hico(pred, pairs_df, instances_df, index, cfg):
         labels_df = hico.read_hico_image_labels(cfg.known_object_labels)
     ko = hico.known_object_table(len(index), gt, labels_df, index)
     results = hico.evaluate_hico(hico.HoiDetections.from_predictions(pred, index), gt, len(index), protocol, ko,
-                                 cfg.class_set, cfg.curve_points)
+                                 cfg.class_set, cfg.curve_points, cfg.ties)
     metrics, curves = report.hico_metrics(results)
     metrics["hico/known_object/from_image_labels"] = float(labels_df is not None)
     return metrics, curves
@@ -98,7 +99,7 @@ def _vcoco(pred, cfg, dataset_root):
     if root is None:
         raise UserError("V-COCO evaluation needs the official files: set evaluate.vcoco_root (or dataset.root)")
     gt = vcoco_data.load_vcoco_ground_truth(Path(root))
-    result = vcoco.evaluate_vcoco(vcoco_data.detections_from_predictions(pred, gt), gt)
+    result = vcoco.evaluate_vcoco(vcoco_data.detections_from_predictions(pred, gt), gt, ties=cfg.ties)
     metrics, curves = report.vcoco_metrics(result)
     metrics["vcoco/n_missing_role_objects"] = float(gt.n_missing_role_objects)
     return metrics, curves
@@ -115,11 +116,12 @@ def _interactiveness(pairs, pairs_df, instances_df, scenes_df, index, dataset_fo
         return {}, {}  # no stage-1 scores: nothing to rank
     gt = interactiveness.interactiveness_ground_truth(pairs_df, instances_df, index, dataset_format)
     results = interactiveness.evaluate_interactiveness(
-        dets, gt, len(index), _scene_flags(scenes_df, index, cfg.scene_splits), PART_GROUP_NAMES, cfg.curve_points)
+        dets, gt, len(index), _scene_flags(scenes_df, index, cfg.scene_splits), PART_GROUP_NAMES, cfg.curve_points,
+        cfg.ties)
     metrics, curves = report.interactiveness_metrics(results)
     if cfg.interactiveness_gt is not None:
         authors = interactiveness.read_authors_ground_truth(cfg.interactiveness_gt, index)
-        res = interactiveness.InteractivenessEvaluator(dets, authors, len(index)).ap(curve_points=cfg.curve_points)
+        res = interactiveness.InteractivenessEvaluator(dets, authors, len(index), cfg.ties).ap(curve_points=cfg.curve_points)
         m, c = report.interactiveness_metrics({"all": res}, prefix="interactiveness/authors_gt")
         metrics.update(m)
         curves.update(c)

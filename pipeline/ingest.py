@@ -239,7 +239,10 @@ def ingest(dataset: DatasetConfig, cfg: IngestConfig) -> IngestResult:
     parts: list[IngestResult] = []
     summary: dict[str, int] = {}
     for layout in layouts(dataset.format):
+        if layout.split not in dataset.splits:
+            continue  # e.g. a test-only dataset (dataset.splits: [test])
         part = ingest_split(root, layout, lab, cfg)
+        _check_nothing_left(part, root, layout)
         _check_disjoint(parts, part, layout)
         parts.append(part)
         summary.update({f"{layout.split}_{k}": v for k, v in part.summary.items()})
@@ -249,6 +252,21 @@ def ingest(dataset: DatasetConfig, cfg: IngestConfig) -> IngestResult:
         pairs=pd.concat([p.pairs for p in parts], ignore_index=True),
         summary=summary,
     )
+
+
+def _check_nothing_left(part: IngestResult, root: Path, layout: SplitLayout) -> None:
+    """Skipping every image, or every annotated one, is an error, never empty tables: a
+    wrong dataset.root or image folder under ``on_missing_image: skip`` looks like this."""
+    s = part.summary
+    folder = root / layout.default_dir
+    if s["records_read"] > 0 and s["images_annotated"] == 0:
+        raise UserError(f"{folder}: none of the {s['records_read']} images that {layout.annotation} names was "
+                        f"ingested ({s['images_skipped_missing']} missing, {s['images_skipped_corrupt']} unreadable, "
+                        "all skipped by ingest.on_missing_image / on_corrupt_image); check dataset.root and "
+                        "that the images lie in this folder")
+    if s["images_written"] == 0:
+        raise UserError(f"{folder}: the {layout.split} split has no image ({layout.annotation} names none and "
+                        "the folder holds none); check dataset.root, or leave the split out of dataset.splits")
 
 
 def _check_disjoint(done: list[IngestResult], part: IngestResult, layout: SplitLayout) -> None:
@@ -285,7 +303,7 @@ def run(params_path: str | Path, out_dir: str | Path, report_path: str | Path) -
     for name in ("images", "instances", "pairs"):
         tables.write(getattr(result, name), name, out / f"{name}.parquet")
     tables.write_json(result.summary, report_path)
-    splits = tuple(layout.split for layout in layouts(dataset.format))
+    splits = tuple(layout.split for layout in layouts(dataset.format) if layout.split in dataset.splits)
     print(f"ingest: {dataset.format} dataset at {dataset.root} -> {out}")
     print(format_summary(result.summary, splits))
     return result.summary

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pipeline.errors import UserError
 
@@ -29,11 +29,14 @@ class DatasetConfig(Section):
 
     ``format`` selects the reader (the same code reads real and synthetic files); ``root`` is
     the dataset directory (for HICO-DET the folder holding ``annotations/`` and ``images/``).
+    ``splits``: the splits ingest reads; ``[test]`` alone scores downloaded results without
+    the training data (README, "Real data").
     """
 
     name: str = "synthetic"
     format: Literal["hico-det", "v-coco"] = "hico-det"
     root: Path = Path("data/raw/synthetic/hico_20160224_det")
+    splits: tuple[Literal["train", "test"], ...] = Field(("train", "test"), min_length=1)
 
 
 S = TypeVar("S", bound=Section)

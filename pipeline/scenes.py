@@ -24,6 +24,9 @@ scenes, but the supplementary that defines the splits is not public; the rules b
   tag, ingested into the images table) is ``cross_person``: synthetic scenes whose target pair
   is decidable only from another person (``synth``); False wherever the tag is absent, as on
   real HICO-DET and V-COCO. ``scene_kind`` itself is copied into the table.
+  Pose output is optional: without ``persons.parquet`` and ``parts.parquet`` (no pose stage
+  run, e.g. scoring downloaded results) the keypoint criterion is reported as unavailable and
+  ``occluded`` rests on person overlap alone.
 - **sample_weight** = α for crowded training images, 1 otherwise (test images are never
   sampled). α is read once, from ``train.alpha`` (ARCHITECTURE decision 7); α = 1 is uniform.
 
@@ -52,6 +55,7 @@ UNKNOWN = -2  # entity id of a pair member whose instance index is absent from i
 FLAGS = ("crowded", "tiny", "occluded", "cross_person")
 TAG_SPLITS = ("cross_person",)  # scene_kind values that are boolean split columns of their own
 TABLES = ("images", "instances", "pairs", "persons", "parts")
+POSE_TABLES = ("persons", "parts")  # optional: the pose stage's output
 
 
 class ScenesConfig(Section):
@@ -325,9 +329,12 @@ def compute_scenes(
 # --------------------------------------------------------------------------- summary
 
 
-def _split_summary(df: pd.DataFrame, name: str) -> dict[str, float]:
+def _split_summary(all_rows: pd.DataFrame, annotated: np.ndarray, name: str) -> dict[str, float]:
+    """Statistics over the annotated images of ``all_rows``; the others (no annotation record,
+    e.g. HICO-DET's 112 test images without a visible pair) are only counted."""
+    df = all_rows[annotated]
     n = len(df)
-    out: dict[str, float] = {f"{name}/images": n}
+    out: dict[str, float] = {f"{name}/images": n, f"{name}/unannotated_images": int((~annotated).sum())}
     for flag in FLAGS:
         count = int(df[flag].sum())
         out[f"{name}/{flag}/count"] = count
@@ -341,14 +348,20 @@ def _split_summary(df: pd.DataFrame, name: str) -> dict[str, float]:
     return out
 
 
-def summarize(scenes: pd.DataFrame, alpha: float) -> dict[str, float]:
-    """Flat numeric metrics: per dataset split and ``all``, image count, count and share of
+def summarize(scenes: pd.DataFrame, alpha: float, annotated: np.ndarray | None = None,
+              pose_available: bool = True) -> dict[str, float]:
+    """Flat numeric metrics: per dataset split and ``all``, over the annotated images
+    (``annotated`` [len(scenes)] bool, default all): image count, count and share of
     crowded/tiny/occluded/cross_person images, mean persons and interactive pairs, merged duplicate boxes,
-    share of persons matched to a pose; plus α and the expected share of crowded images in
-    the sampler's draws from the train split (``train/sampled_crowded_share``)."""
-    out: dict[str, float] = {"alpha": alpha}
+    share of persons matched to a pose; the unannotated images are counted apart
+    (``<split>/unannotated_images``). Plus α, ``pose_available`` (0: no pose output, the
+    keypoint criterion of ``occluded`` is unavailable) and the expected share of crowded
+    images in the sampler's draws from the train split (``train/sampled_crowded_share``)."""
+    out: dict[str, float] = {"alpha": alpha, "pose_available": float(pose_available)}
+    flags = pd.Series(np.ones(len(scenes), bool) if annotated is None else np.asarray(annotated, bool),
+                      index=scenes.index)
     for name, df in [*scenes.groupby("split", sort=True), ("all", scenes)]:
-        out.update(_split_summary(df, str(name)))
+        out.update(_split_summary(df, flags[df.index].to_numpy(), str(name)))
     train = scenes[scenes["split"] == "train"]
     total = float(train["sample_weight"].sum())
     crowded = float(train.loc[train["crowded"], "sample_weight"].sum())
@@ -367,7 +380,7 @@ def print_summary(summary: dict[str, float]) -> None:
     columns: dict[str, dict[str, float]] = {}
     for key, value in summary.items():
         name, _, stat = key.partition("/")
-        if stat and stat != "sampled_crowded_share":
+        if stat and stat != "sampled_crowded_share" and name != "pose_available":
             columns.setdefault(name, {})[stat] = value
     title = (f"scenes (alpha = {summary['alpha']:g}; crowded share of the train draws = "
              f"{summary.get('train/sampled_crowded_share', 0):.3f})")
@@ -380,6 +393,17 @@ def print_summary(summary: dict[str, float]) -> None:
     Console().print(table)
 
 
+def read_frames(data: Path) -> tuple[dict[str, pd.DataFrame], bool]:
+    """The input tables of ``data`` and whether pose output is there: without both pose
+    tables they stand in empty; one of the two alone is an error (a half-written pose stage)."""
+    present = [(data / f"{name}.parquet").exists() for name in POSE_TABLES]
+    names = TABLES if any(present) else tuple(n for n in TABLES if n not in POSE_TABLES)
+    frames = {name: tables.read(data / f"{name}.parquet", name) for name in names}
+    for name in POSE_TABLES:
+        frames.setdefault(name, tables.empty(name))
+    return frames, any(present)
+
+
 def run(params: str | Path, data: str | Path, out: str | Path, report: str | Path) -> pd.DataFrame:
     """Read the five input tables from ``data``, write the scenes table to ``out`` and the
     summary metrics to ``report`` (JSON), print what was read and written, return the table."""
@@ -387,11 +411,15 @@ def run(params: str | Path, data: str | Path, out: str | Path, report: str | Pat
     alpha = train_alpha(params)
     fmt = section("dataset", DatasetConfig, params).format
     no_interaction = labels.hico().no_interaction_verb_id if fmt == "hico-det" else None
-    frames = {name: tables.read(Path(data) / f"{name}.parquet", name) for name in TABLES}
+    frames, pose_available = read_frames(Path(data))
     print("read " + ", ".join(f"{len(df)} {name}" for name, df in frames.items()) + f" from {data}")
+    if not pose_available:
+        print(f"no pose output in {data} (persons.parquet, parts.parquet): occlusion from keypoints unavailable, "
+              "'occluded' from person overlap only")
     scenes = compute_scenes(frames, cfg, alpha, no_interaction)
     tables.write(scenes, "scenes", out)
-    summary = summarize(scenes, alpha)
+    annotated = frames["images"].set_index("image_id")["annotated"].reindex(scenes["image_id"])
+    summary = summarize(scenes, alpha, annotated.fillna(True).to_numpy(bool), pose_available)
     tables.write_json(summary, report)
     merged = summary["all/duplicate_person_boxes"]
     print(f"wrote {len(scenes)} images to {out} ({merged} near-duplicate person boxes merged at "

@@ -91,6 +91,15 @@ def test_entries_without_file_names_take_the_annotation_order(tmp_path: Path) ->
         import_preds.qpic_table(qpic_entries(with_names=False), "hico-det")
 
 
+def test_positional_names_need_one_entry_per_annotation_record() -> None:
+    entries = qpic_entries(with_names=False)
+    for extra in (entries + entries[:1], entries[:1]):  # one more / one less shifts every name
+        with pytest.raises(UserError, match=f"{len(extra)} entries but the annotation file lists 2 images"):
+            import_preds.qpic_table(extra, "hico-det", names=NAMES)
+    named = qpic_entries(with_names=True)  # entries with their own names need no count
+    assert len(import_preds.qpic_table(named + named[:1], "hico-det", names=NAMES)) > 0
+
+
 def test_hoi_index_categories(tmp_path: Path) -> None:
     entries = qpic_entries()
     for e in entries:

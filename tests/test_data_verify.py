@@ -149,3 +149,36 @@ def test_cli_verify_exit_status(hico: Path) -> None:
     assert ok.exit_code == 0, ok.output
     bad = runner.invoke(app, ["data", "verify", "hico-det", str(hico)])
     assert bad.exit_code == 1 and "ERROR" in bad.output and "fix:" in bad.output
+
+
+def test_hico_empty_annotation_list_is_an_error_not_a_crash(hico: Path) -> None:
+    (hico / "anno_bbox.mat").unlink()  # the PPDM/QPIC layout alone
+    (hico / "annotations/test_hico.json").write_text("[]")
+    report = verify("hico-det", hico, sample=0, official=False)
+    assert report.exit_code == 1
+    assert any("test_hico.json: lists no image record" in e for e in messages(report, "error"))
+
+
+def test_hico_zero_byte_truncated_and_unreadable_images_without_anno_bbox(hico: Path) -> None:
+    (hico / "anno_bbox.mat").unlink()  # the PPDM/QPIC layout alone: no sizes to compare with
+    train = hico / "images/train2015"
+    (train / "HICO_train2015_00000001.jpg").write_bytes(b"")
+    noise = Image.effect_noise((128, 128), 60).convert("RGB")
+    noise.save(train / "HICO_train2015_00000002.jpg", "JPEG")
+    data = (train / "HICO_train2015_00000002.jpg").read_bytes()
+    (train / "HICO_train2015_00000002.jpg").write_bytes(data[: len(data) // 2])  # header fine, pixels cut
+    report = verify("hico-det", hico, sample=0, official=False)
+    errors = messages(report, "error")
+    assert report.exit_code == 1
+    assert any("1 empty (zero-byte) image file(s) (images/train2015/HICO_train2015_00000001.jpg)" in e for e in errors)
+    assert any("1 truncated image file(s) (images/train2015/HICO_train2015_00000002.jpg)" in e for e in errors)
+    assert any("1 unreadable image(s) (images/train2015/HICO_train2015_00000001.jpg)" in e for e in errors)
+
+
+def test_hico_image_in_both_splits(hico: Path) -> None:
+    import shutil
+
+    shutil.copy(hico / "images/test2015/HICO_test2015_00000001.jpg", hico / "images/train2015/HICO_test2015_00000001.jpg")
+    report = verify("hico-det", hico, sample=0, official=False)
+    assert report.exit_code == 1
+    assert any("train/test: 1 image id(s) in both splits (HICO_test2015_00000001)" in e for e in messages(report, "error"))

@@ -127,3 +127,27 @@ def test_without_the_new_options_the_stage_runs_as_before(workdir: Path, monkeyp
     assert evaluate().exit_code == 0
     assert calls == [(Path("params.yaml"), Path("models/bundle.pt"), Path("data/processed"),
                       Path("reports/evaluate"), Path("reports/metrics.json"))]
+
+
+def test_a_test_only_dataset_end_to_end_without_training_stages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """dataset.splits: [test] -> ingest -> scenes (no pose output) -> evaluate --predictions."""
+    from test_ingest import HICO_TEST, make_hico
+
+    monkeypatch.chdir(tmp_path)
+    root = make_hico(tmp_path / "hico")
+    (root / "annotations" / "trainval_hico.json").unlink()  # only the test split was downloaded
+    Path("params.yaml").write_text(yaml.safe_dump({"dataset": {"format": "hico-det", "root": str(root),
+                                                               "splits": ["test"]}}))
+    r = CliRunner().invoke(app, ["ingest"])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(app, ["scenes"])
+    assert r.exit_code == 0 and "occlusion from keypoints unavailable" in r.output, r.output
+    rec = HICO_TEST[0]
+    h, o = rec["annotations"][0]["bbox"], rec["annotations"][1]["bbox"]
+    fly_airplane = hoi("fly", "airplane")
+    write_predictions(predictions([("HICO_test2015_00000001", tuple(h), tuple(o), fly_airplane, 0.9)]), "p.parquet")
+    r = evaluate("--predictions", "p.parquet")
+    assert r.exit_code == 0, r.output
+    metrics = json.loads(Path("reports/evaluate-imported/metrics.json").read_text())
+    assert metrics["n_images"] == 2.0  # both files of images/test2015, annotated or not
+    assert metrics["hico/default/full_map"] == 1.0 and metrics["hico/known_object/full_map"] == 1.0

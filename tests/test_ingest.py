@@ -416,9 +416,29 @@ def test_corrupt_image_fails_or_is_skipped(tmp_path):
         "(not a recognised image file) (policy ingest.on_corrupt_image: fail)"
     )
     (root / "images" / "test2015" / f"{E2}.jpg").write_bytes(b"")  # a file the JSON omits
+    with pytest.raises(UserError, match=r"test2015: none of the 1 images that annotations/test_hico.json names was "
+                                        r"ingested \(0 missing, 2 unreadable"):
+        ingest(DatasetConfig(root=root), IngestConfig(on_corrupt_image="skip"))  # skipping everything: an error
+    jpeg(root / "images" / "test2015" / f"{E1}.jpg", SIZES[E1])
     res = ingest(DatasetConfig(root=root), IngestConfig(on_corrupt_image="skip"))
-    assert res.summary["test_images_skipped_corrupt"] == 2 and res.summary["test_pairs_skipped_image"] == 1
-    assert res.images.query("split == 'test'").empty
+    assert res.summary["test_images_skipped_corrupt"] == 1 and res.summary["test_images_written"] == 1
+
+
+def test_skipping_every_image_of_a_wrong_folder_is_an_error(tmp_path):
+    root = make_hico(tmp_path / "hico")
+    for f in (root / "images" / "test2015").iterdir():
+        f.rename(f.with_name(f.name.replace("test", "other")))  # a folder of other images
+    with pytest.raises(UserError, match=r"none of the 1 images that annotations/test_hico.json names was ingested "
+                                        r"\(1 missing, 0 unreadable"):
+        ingest(DatasetConfig(root=root), IngestConfig(on_missing_image="skip"))
+
+
+def test_a_test_only_dataset(tmp_path):
+    root = make_hico(tmp_path / "hico")
+    (root / "annotations" / "trainval_hico.json").unlink()  # a downloaded test split alone
+    res = ingest(DatasetConfig(root=root, splits=("test",)), IngestConfig())
+    assert set(res.images["split"]) == {"test"} and len(res.images) == 2 and len(res.pairs) == 1
+    assert all(k.startswith("test_") for k in res.summary)
 
 
 def test_truncated_jpeg_caught_only_when_decoding(tmp_path):

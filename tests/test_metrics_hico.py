@@ -25,13 +25,14 @@ bench = importlib.util.module_from_spec(_bench)
 _bench.loader.exec_module(bench)
 
 
-def run(gt_rows, images, pred_rows, protocol=ROUTES["official"], image_labels=None, class_set="with_gt"):
+def run(gt_rows, images, pred_rows, protocol=ROUTES["official"], image_labels=None, class_set="with_gt",
+        ties="input_order"):
     images_df, inst, pairs = gt_tables(gt_rows, images)
     index = ImageIndex.of(images_df["image_id"])
     gt = pair_ground_truth(pairs, inst, index)
     ko = known_object_table(len(index), gt, image_labels, index)
     dets = HoiDetections.from_predictions(predictions(pred_rows), index)
-    return evaluate_hico(dets, gt, len(index), protocol, ko, class_set)
+    return evaluate_hico(dets, gt, len(index), protocol, ko, class_set, ties=ties)
 
 
 def per_class(result, mode="default"):
@@ -133,15 +134,19 @@ def test_per_class_cap_and_per_image_top_k():
     assert (topk.n_detections, topk.n_tp) == (2, 0)
 
 
-def test_agrees_with_a_per_detection_loop_on_random_data():
+@pytest.mark.parametrize("ties", ["input_order", "image_box"])
+@pytest.mark.parametrize("coarse", [False, True])
+def test_agrees_with_a_per_detection_loop_on_random_data(ties, coarse):
     det, gt = bench.synthetic(n_images=60, per_image=40, seed=5)
     keep = np.isin(gt.label, np.unique(gt.label)[:40])  # a manageable class subset
     gt = gt.subset(keep)
     det = det.subset(np.isin(det.hoi, gt.label))
+    if coarse:  # scores on a grid of 5 values: most detections are tied
+        det = HoiDetections(det.image, det.human, det.obj, np.round(det.score * 4) / 4, det.hoi)
     ko = known_object_table(60, gt)
-    ours = evaluate_hico(det, gt, 60, ko_table=ko)
+    ours = evaluate_hico(det, gt, 60, ko_table=ko, ties=ties)
     for mode, table in (("default", None), ("known_object", ko)):
-        naive = bench.naive_hico(det, gt, table)
+        naive = bench.naive_hico(det, gt, table, ties=ties)
         mine = ours[mode].per_class.set_index("hoi_id")
         for c, (ap, rec) in naive.items():
             assert mine.loc[c, "ap"] == pytest.approx(ap, abs=1e-12)
@@ -150,18 +155,18 @@ def test_agrees_with_a_per_detection_loop_on_random_data():
 
 @settings(max_examples=25, deadline=None)
 @given(seed=st.integers(0, 10_000))
-def test_shuffling_detections_and_ground_truth_rows_does_not_change_results(seed):
+def test_image_box_ties_do_not_depend_on_row_order(seed):
     rng = np.random.default_rng(seed)
     n_img, classes = 6, [RIDE_BIKE, HOLD_BIKE]
     corner = lambda: (float(rng.integers(0, 5)), float(rng.integers(0, 5)), 30.0, 40.0)  # noqa: E731
     gt_rows = [(f"i{rng.integers(n_img)}", corner(), O, int(rng.choice(classes))) for _ in range(8)]
-    # few distinct scores: many ties, resolved by the content-based rule
+    # few distinct scores: many ties, resolved by the content-based rule (ties="image_box")
     preds = [(f"i{rng.integers(n_img)}", corner(), O, int(rng.choice(classes)), float(rng.choice([0.3, 0.6, 0.9])))
              for _ in range(30)]
     images = [f"i{k}" for k in range(n_img)]
-    base = run(gt_rows, images, preds)
+    base = run(gt_rows, images, preds, ties="image_box")
     perm = rng.permutation(len(preds))
-    shuffled = run(gt_rows, images[::-1], [preds[k] for k in perm])
+    shuffled = run(gt_rows, images[::-1], [preds[k] for k in perm], ties="image_box")
     for mode in base:
         pd.testing.assert_frame_equal(base[mode].per_class, shuffled[mode].per_class)
 

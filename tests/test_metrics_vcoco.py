@@ -68,8 +68,8 @@ def gt(tmp_path):
     return write_vcoco(tmp_path)
 
 
-def result(gt, dets):
-    return evaluate_vcoco(detections_from_official(dets, gt), gt)
+def result(gt, dets, ties="input_order"):
+    return evaluate_vcoco(detections_from_official(dets, gt), gt, ties=ties)
 
 
 def ap_of(res, action, role=None, scenario="scenario1"):
@@ -167,8 +167,10 @@ def test_predictions_table_converter(gt):
     assert ap_of(res, "stand") == 1.0
 
 
-def _vsrl_like(gt, dets: list[dict], scenario: str) -> dict[tuple[str, str], float]:
-    """Role AP written like vsrl_eval._do_role_eval: per image, per action-role, per detection."""
+def _vsrl_like(gt, dets: list[dict], scenario: str, ties: str = "input_order") -> dict[tuple[str, str], float]:
+    """Role AP written like vsrl_eval._do_role_eval: per image, per action-role, per detection,
+    then one global ranking by score (float32 recall). Ties: ``input_order`` = stable sorts (per
+    image in list order, then over the images' concatenation), ``image_box`` = boxes."""
     out = {}
     for a, name in enumerate(gt.actions):
         for r, role in enumerate(gt.roles[a]):
@@ -179,7 +181,10 @@ def _vsrl_like(gt, dets: list[dict], scenario: str) -> dict[tuple[str, str], flo
                 boxes, acts, rbox = gt.person_box[sel], gt.person_actions[sel], gt.role_box[sel]
                 covered = np.zeros(len(boxes), bool)
                 mine = [d for d in dets if d["image_id"] == img and not np.isnan(d[f"{name}_{role}"][4])]
-                mine.sort(key=lambda d: (-np.float32(d[f"{name}_{role}"][4]), d["person_box"], d[f"{name}_{role}"][:4]))
+                if ties == "input_order":
+                    mine.sort(key=lambda d: -np.float32(d[f"{name}_{role}"][4]))
+                else:
+                    mine.sort(key=lambda d: (-np.float32(d[f"{name}_{role}"][4]), d["person_box"], d[f"{name}_{role}"][:4]))
                 for d in mine:
                     pb, rb = np.float32(d["person_box"]), np.float32(d[f"{name}_{role}"][:4])
                     ov = _iou1(boxes, pb)
@@ -194,8 +199,10 @@ def _vsrl_like(gt, dets: list[dict], scenario: str) -> dict[tuple[str, str], flo
                     covered[j] |= hit
                     tp.append(hit)
                     sc.append(np.float32(d[f"{name}_{role}"][4]))
-            ctp = np.cumsum(tp, dtype=float)
-            out[(name, role)] = all_point_ap(ctp / npos, ctp / np.arange(1, len(tp) + 1)) if npos and tp else (np.nan if not npos else 0.0)
+            rank = np.argsort(-np.asarray(sc, np.float64), kind="stable")  # image codes follow sorted ids
+            ctp = np.cumsum(np.asarray(tp, bool)[rank], dtype=np.float32)
+            rec = (ctp / np.float32(npos)).astype(np.float64)  # vsrl_eval: float32 cumsum / npos
+            out[(name, role)] = all_point_ap(rec, ctp / np.arange(1, len(tp) + 1)) if npos and tp else (np.nan if not npos else 0.0)
     return out
 
 
@@ -206,7 +213,8 @@ def _iou1(boxes, b):
     return inter / ((b[2] - b[0] + 1) * (b[3] - b[1] + 1) + (boxes[:, 2] - boxes[:, 0] + 1) * (boxes[:, 3] - boxes[:, 1] + 1) - inter)
 
 
-def test_agrees_with_a_vsrl_eval_like_loop_on_random_detections(gt):
+@pytest.mark.parametrize("ties", ["input_order", "image_box"])
+def test_agrees_with_a_vsrl_eval_like_loop_on_random_detections(gt, ties):
     rng = np.random.default_rng(0)
     people = [box(a) for a in (101, 102, 103, 104)]
     imgs = [1, 1, 1, 2]
@@ -221,11 +229,20 @@ def test_agrees_with_a_vsrl_eval_like_loop_on_random_detections(gt):
                 rb = box(201) if choice == 0 else ([0, 0, 0, 0] if choice == 1 else [300, 300, 320, 330])
                 d[f"{name}_{role}"] = [*(np.array(rb, float) + (rng.normal(0, 3, 4) if choice != 1 else 0)), float(rng.choice([0.2, 0.5, 0.8]))]
         dets.append(d)
-    shuffled = result(gt, [dets[k] for k in rng.permutation(len(dets))])
-    pd.testing.assert_frame_equal(result(gt, dets).table, shuffled.table)  # ties: content order, not input order
+    dets.sort(key=lambda d: d["image_id"])  # input order = vsrl_eval's image-by-image collection order
+    if ties == "image_box":
+        shuffled = result(gt, [dets[k] for k in rng.permutation(len(dets))], ties)
+        pd.testing.assert_frame_equal(result(gt, dets, ties).table, shuffled.table)  # content order, not input order
+    if ties == "input_order":  # the same through data import-preds' converter and the table route
+        from pipeline.interop import vcoco_pickle
+        from pipeline.interop.image_keys import KeyMap
+
+        table = vcoco_pickle.from_detections(dets, KeyMap(["COCO_val2014_000000000001", "COCO_val2014_000000000002"]), "t")
+        imported = evaluate_vcoco(detections_from_predictions(table, gt), gt)
+        pd.testing.assert_frame_equal(imported.table, result(gt, dets).table, check_exact=False, rtol=0, atol=1e-12)
     for scenario in ("scenario1", "scenario2"):
-        res = result(gt, dets)
-        want = _vsrl_like(gt, dets, scenario)
+        res = result(gt, dets, ties)
+        want = _vsrl_like(gt, dets, scenario, ties)
         for (name, role), ap in want.items():
             got = ap_of(res, name, role, scenario)
             assert (np.isnan(got) and np.isnan(ap)) or got == pytest.approx(ap, abs=1e-9), (name, role, scenario)

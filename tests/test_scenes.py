@@ -218,7 +218,8 @@ def test_sample_weights_alpha_and_off() -> None:
 def test_summary_keys_and_values() -> None:
     out = sc.compute_scenes(weights_frames(), sc.ScenesConfig(), 3.0, NO_INTERACTION)
     summary = sc.summarize(out, 3.0)
-    assert all("/" in k for k in summary if k != "alpha")
+    assert all("/" in k for k in summary if k not in ("alpha", "pose_available"))
+    assert summary["pose_available"] == 1.0 and summary["test/unannotated_images"] == 0
     assert all(isinstance(v, (int, float)) for v in summary.values())
     assert summary["test/crowded/share"] == 1.0 and summary["test/images"] == 1
     assert summary["train/crowded/count"] == 1 and summary["train/crowded/share"] == 0.5
@@ -321,3 +322,32 @@ def test_evaluate_reports_interactiveness_ap_on_the_cross_person_split() -> None
     assert metrics["interactiveness/not_cross_person/ap"] == 1.0
     assert metrics["interactiveness/cross_person/ap"] == pytest.approx(0.5, abs=0.05)  # 11-point AP of FP, TP
     assert metrics["interactiveness/cross_person/n_gt"] == 1
+
+
+def test_statistics_over_annotated_images_the_others_counted_apart() -> None:
+    fr = weights_frames()
+    fr["images"] = pd.concat([fr["images"], frame("images", [{**image("u", "test"), "annotated": False}])],
+                             ignore_index=True)
+    out = sc.compute_scenes(fr, sc.ScenesConfig(), 3.0, NO_INTERACTION)
+    annotated = fr["images"].set_index("image_id")["annotated"].reindex(out["image_id"]).to_numpy(bool)
+    summary = sc.summarize(out, 3.0, annotated)
+    assert summary["test/images"] == 1 and summary["test/unannotated_images"] == 1
+    assert summary["test/crowded/share"] == 1.0  # the unannotated image is no "sparse" image
+    assert summary["all/unannotated_images"] == 1 and summary["all/crowded/share"] == pytest.approx(2 / 3, abs=1e-6)
+
+
+def test_cli_scenes_without_pose_output(tmp_path: Path) -> None:
+    from cli import app
+
+    data, params = write_inputs(tmp_path)
+    (data / "persons.parquet").unlink()
+    (data / "parts.parquet").unlink()
+    out, report = tmp_path / "scenes.parquet", tmp_path / "scenes.json"
+    result = CliRunner().invoke(app, ["scenes", "--params", str(params), "--data", str(data),
+                                      "--out", str(out), "--report", str(report)])
+    assert result.exit_code == 0, result.output
+    assert "occlusion from keypoints unavailable" in result.output
+    metrics = json.loads(report.read_text())
+    assert metrics["pose_available"] == 0.0 and metrics["train/crowded/share"] == 0.5
+    table = tables.read(out, "scenes")
+    assert (table["pose_persons"] == 0).all() and table["low_conf_keypoints"].isna().all()

@@ -23,12 +23,12 @@ import pandas as pd
 
 from pipeline import labels, tables
 from pipeline.errors import UserError
+from pipeline.interop import mat_cells
 from pipeline.interop import predictions as preds
 from pipeline.interop.image_keys import codes
 
 DEFAULT_CAP = 19_999
 SHIFTS = {"none": 0.0, "minus-one": -1.0}
-EMPTY = np.zeros((0, 0))
 
 
 def object_blocks() -> list[tuple[int, list[int]]]:
@@ -72,42 +72,35 @@ def detection_rows(frame: pd.DataFrame, image_ids: list[str], cap: int = DEFAULT
     return rows, counts
 
 
-def cells(rows: pd.DataFrame, hois: list[int], n_images: int) -> np.ndarray:
-    """The ``all_boxes`` cell array of one object: [len(hois), n_images] of N x 9 float64."""
-    out = np.empty((len(hois), n_images), dtype=object)
-    out.fill(EMPTY)  # one shared 0 x 0 matrix: MATLAB's empty cell, isempty() is true
+def object_cells(rows: pd.DataFrame, hois: list[int], n_images: int) -> tuple[np.ndarray, np.ndarray]:
+    """The detections of one object's HOIs: (row-major cell index hoi_row * n_images + image
+    column [N], values [N, 9] human box, object box, score), in score order within a cell."""
     mine = rows[rows["hoi"].between(hois[0], hois[-1])]
-    if mine.empty:
-        return out
     values = mine[[*preds.HUMAN, *preds.OBJECT, "score"]].to_numpy(np.float64)
-    keys = (mine["hoi"].to_numpy() - hois[0]) * n_images + mine["col"].to_numpy()
-    order = np.argsort(keys, kind="stable")  # keeps the score order inside a cell
-    keys, values = keys[order], values[order]
-    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
-    for s, e in zip(starts, np.r_[starts[1:], len(keys)], strict=True):
-        out[keys[s] // n_images, keys[s] % n_images] = values[s:e]
-    return out
+    return (mine["hoi"].to_numpy(np.int64) - hois[0]) * n_images + mine["col"].to_numpy(np.int64), values
 
 
-def write_mat(path: Path, all_boxes: np.ndarray) -> Path:
-    from scipy.io import savemat
-
-    def save(tmp: Path) -> None:
-        with open(tmp, "wb") as f:  # a file object: savemat adds no '.mat' to the temp name
-            # compressed (MATLAB's own default): ~9,658 mostly empty cells per HOI otherwise
-            # cost about 0.5 MB each
-            savemat(f, {"all_boxes": all_boxes}, do_compression=True)
-    return tables.atomic_write(path, save)
+def write_mat(path: Path, hois: list[int], n_images: int, cell: np.ndarray, values: np.ndarray) -> Path:
+    """``all_boxes`` of one object ([len(hois), n_images] cells of N x 9 doubles, empty cells
+    ``[]``), compressed; time proportional to the detections (pipeline/interop/mat_cells.py)."""
+    return mat_cells.write_cell_array(path, "all_boxes", (len(hois), n_images), cell, values)
 
 
 def export(frame: pd.DataFrame, image_ids: list[str], out_dir: Path, cap: int = DEFAULT_CAP,
-           round_boxes: bool = True, shift: str = "none") -> dict[str, int]:
-    """Write the 80 ``detections_XX.mat`` files; return the counts."""
+           round_boxes: bool = True, shift: str = "none", progress: bool = False) -> dict[str, int]:
+    """Write the 80 ``detections_XX.mat`` files; return the counts. ``progress``: a line per
+    ten files (files written, detections so far)."""
     if shift not in SHIFTS:
         raise UserError(f"shift must be one of {sorted(SHIFTS)}, not '{shift}'")
     rows, counts = detection_rows(frame, image_ids, cap, round_boxes, shift)
-    for k, (_, hois) in enumerate(object_blocks(), start=1):
-        write_mat(out_dir / f"detections_{k:02d}.mat", cells(rows, hois, len(image_ids)))
+    blocks = object_blocks()
+    done = 0
+    for k, (_, hois) in enumerate(blocks, start=1):
+        cell, values = object_cells(rows, hois, len(image_ids))
+        write_mat(out_dir / f"detections_{k:02d}.mat", hois, len(image_ids), cell, values)
+        done += len(cell)
+        if progress and (k % 10 == 0 or k == len(blocks)):
+            print(f"  {k:>2}/{len(blocks)} files written ({done} of {len(rows)} detections)", flush=True)
     counts["images"] = len(image_ids)
     return counts
 
@@ -160,9 +153,9 @@ def _load_cells(path: Path, shape: tuple[int, int]) -> np.ndarray:
 def run(predictions_path: Path, image_ids: list[str], out_dir: Path, cap: int = DEFAULT_CAP,
         round_boxes: bool = True, shift: str = "none") -> dict[str, int]:
     """Command entry point: read the predictions table, write the files, print the counts."""
-    counts = export(preds.read(predictions_path), image_ids, out_dir, cap, round_boxes, shift)
-    print(f"export-hico-mat: {predictions_path} -> {out_dir}/detections_01..80.mat "
-          f"(cap {cap or 'none'}, {'rounded' if round_boxes else 'unrounded'}, shift {shift})")
+    print(f"export-hico-mat: {predictions_path} -> {out_dir}/detections_01..80.mat", flush=True)
+    counts = export(preds.read(predictions_path), image_ids, out_dir, cap, round_boxes, shift, progress=True)
+    print(f"  cap {cap or 'none'}, {'rounded' if round_boxes else 'unrounded'}, shift {shift}")
     for key, value in counts.items():
         print(f"  {key:<28}{value:>10}")
     if counts["images"] != 9658:

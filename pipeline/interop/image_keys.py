@@ -37,6 +37,10 @@ class KeyMap:
             if other != image_id:
                 raise UserError(f"image ids '{other}' and '{image_id}' share the number {key}; pass one split only")
 
+    def known(self, keys: Sequence[int]) -> np.ndarray:
+        """[N] bool: the key names one of the images given."""
+        return np.fromiter((int(k) in self._ids for k in keys), dtype=bool, count=len(keys))
+
     def ids(self, keys: Sequence[int]) -> np.ndarray:
         """Image id of each key; a UserError names the first unknown key."""
         out = [self._ids.get(int(k)) for k in keys]

@@ -66,8 +66,20 @@ def _object_coco(label: np.ndarray, object_ids: str) -> np.ndarray:
     return coco[label]
 
 
+def _check_positional(entries: list, names: list[str] | None, source: str) -> None:
+    """Entries named by position need exactly one entry per annotation record: one entry more
+    or less would shift every name after it."""
+    if names is None:
+        return
+    unnamed = sum(1 for e in entries if not (isinstance(e, dict) and (e.get("filename") or e.get("file_name"))))
+    if unnamed and len(entries) != len(names):
+        raise UserError(f"{source}: {len(entries)} entries but the annotation file lists {len(names)} images; "
+                        f"{unnamed} entries carry no file name and are named by position, which needs equal counts")
+
+
 def _flatten(entries: list, names: list[str] | None, source: str) -> pd.DataFrame:
     """One row per hoi_prediction with its subject/object box and object label."""
+    _check_positional(entries, names, source)
     parts = []
     for i, e in enumerate(entries):
         try:

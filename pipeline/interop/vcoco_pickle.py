@@ -5,8 +5,9 @@ The pickle (protocol 2, readable by Python 2) is a list of dicts, one per predic
 score for all 26 actions and ``<action>_<role>`` = [x1, y1, x2, y2, score] for all 25
 action-roles; every key is present (the evaluator indexes them all). A class the table has no
 row for gets NaN (the evaluator skips NaN scores); a missing role object is a NaN box, which
-Scenario 1 reads as "no role predicted". Agent scores of actions with roles follow QPIC's
-``generate_vcoco_official.py``: the largest of the action's role scores.
+Scenario 1 reads as "no role predicted". Agent scores of actions with roles: an explicit
+agent row of the table (role null; what importing a pickle keeps from its ``<action>_agent``),
+else, as QPIC's ``generate_vcoco_official.py``, the largest of the action's role scores.
 """
 
 from __future__ import annotations
@@ -26,9 +27,12 @@ PROTOCOL = 2
 
 
 def _classes() -> tuple[list[tuple[str, str | None]], dict[tuple[int, str | None], int]]:
-    """The 29 verb-role classes and (action id, role) -> class index."""
+    """The 29 verb-role classes, then the agent (role None) of each action with roles, and
+    (action id, role) -> class index."""
     vc = labels.vcoco()
-    return list(vc.verb_roles), {(vc.action_id(a), r): i for i, (a, r) in enumerate(vc.verb_roles)}
+    classes = list(vc.verb_roles)
+    classes += [(a, None) for a, roles in vc.action_roles.items() if len(roles) > 1 and (a, None) not in classes]
+    return classes, {(vc.action_id(a), r): i for i, (a, r) in enumerate(classes)}
 
 
 def query_keys(frame: pd.DataFrame) -> np.ndarray:
@@ -40,9 +44,11 @@ def query_keys(frame: pd.DataFrame) -> np.ndarray:
     return key.factorize()[0]
 
 
-def dense(frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-    """Per pair: (image_id, person box) frame, scores [P, 29] and role boxes [P, 29, 4] (NaN =
-    no row / no object). Duplicate (pair, class) rows keep the highest score."""
+def dense(frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray]:
+    """Per pair: (image_id, person box) frame, scores [P, C] and role boxes [P, C, 4] over the
+    classes of :func:`_classes` (NaN = no row / no object), and [P, C] bool: a row exists (an
+    agent row with a NaN score says "no agent score", as the pickle's NaN). Duplicate (pair,
+    class) rows keep the highest score."""
     classes, index = _classes()
     frame = frame.sort_values(["image_id", "query"], kind="stable", na_position="last", ignore_index=True)
     role = frame["role"].astype(object).where(frame["role"].notna(), None)
@@ -56,22 +62,26 @@ def dense(frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     roles = np.full((*scores.shape, 4), np.nan)
     scores[pair[order], cls[order]] = frame["score"].to_numpy(np.float64)[order]
     roles[pair[order], cls[order]] = preds.boxes(frame, preds.OBJECT)[order]
+    present = np.zeros(scores.shape, dtype=bool)
+    present[pair, cls] = True
     first = pd.DataFrame({"pair": pair, "image_id": frame["image_id"].to_numpy(object)})
     first[list(preds.HUMAN)] = preds.boxes(frame, preds.HUMAN)
     heads = first.drop_duplicates("pair").sort_values("pair").reset_index(drop=True)
-    return heads, scores, roles
+    return heads, scores, roles, present
 
 
 def to_detections(frame: pd.DataFrame) -> list[dict]:
     """The evaluator's list of dicts, one per pair, in (image_id, query) order."""
     classes, _ = _classes()
     vc = labels.vcoco()
-    heads, scores, roles = dense(frame)
+    heads, scores, roles, present = dense(frame)
     agent = {}
     for action, action_roles in vc.action_roles.items():
-        cols = [i for i, (a, _) in enumerate(classes) if a == action]
+        k = classes.index((action, None))
+        cols = [i for i, (a, r) in enumerate(classes) if a == action and r is not None]
         with np.errstate(all="ignore"):
-            agent[action] = np.fmax.reduce(scores[:, cols], axis=1) if len(cols) > 1 else scores[:, cols[0]]
+            derived = np.fmax.reduce(scores[:, cols], axis=1) if cols else scores[:, k]
+        agent[action] = np.where(present[:, k], scores[:, k], derived)
     role_values = np.concatenate([roles, scores[:, :, None]], axis=2).tolist()  # [P][29][5]
     image_keys = [number(i) for i in heads["image_id"]]
     person = heads[list(preds.HUMAN)].to_numpy(np.float64).tolist()
@@ -94,9 +104,12 @@ def write_pickle(detections: list[dict], path: Path) -> Path:
 
 
 def from_detections(detections: object, keys: KeyMap, source: str) -> pd.DataFrame:
-    """The inverse: one ``predictions`` row per (pair, action-role) with a non-NaN score
-    (agent-only actions from ``<action>_agent``; other agent scores are derived, not rows).
-    All-zero role boxes (another way to say "no role") become NaN."""
+    """The inverse: one ``predictions`` row per (pair, action-role) with a non-NaN score, and
+    one agent row (role null) per non-NaN ``<action>_agent`` of every action, so that the
+    evaluator ranks agents by the pickle's own agent scores, as vsrl_eval does. All-zero role
+    boxes (another way to say "no role") become NaN. Detections on images that ``keys`` does
+    not know (outside the test split) are left out, counted and reported: vsrl_eval never
+    looks at them; a pickle none of whose detections is known is refused."""
     if not isinstance(detections, list):
         raise UserError(f"{source}: expected a list of detection dicts")
     classes, _ = _classes()
@@ -107,19 +120,32 @@ def from_detections(detections: object, keys: KeyMap, source: str) -> pd.DataFra
         try:
             image, person = int(det["image_id"]), [float(v) for v in det["person_box"]]
             query = seen[image] = seen.get(image, -1) + 1
-            for action, role in classes:
+            with_roles: set[str] = set()  # actions with a scored role in this detection
+            for action, role in classes:  # roles before the agents of role actions
                 if role is None:
                     box, score = [np.nan] * 4, float(det[f"{action}_agent"])
                 else:
                     value = det[f"{action}_{role}"]
                     box, score = list(map(float, value[:4])), float(value[4])
-                if not np.isnan(score):
+                    if not np.isnan(score):
+                        with_roles.add(action)
+                # a NaN agent next to scored roles stays a row: "no agent score", not "derive one"
+                if not np.isnan(score) or (role is None and action in with_roles):
                     rows.append((image, query, *person, *box, vc.action_id(action), role, score))
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             why = f"{type(exc).__name__}: {exc}"
             raise UserError(f"{source}: detection {n} is not in the V-COCO format ({why})") from None
     cols = ["key", "query", *preds.HUMAN, *preds.OBJECT, "verb_id", "role", "score"]
     got = pd.DataFrame(rows, columns=cols)
+    known = keys.known(got["key"].tolist())
+    if not known.all():
+        outside = sorted(set(got.loc[~known, "key"].tolist()))
+        if known.sum() == 0:
+            raise UserError(f"{source}: none of its images is among the images given (image_id {outside[0]}, ...)")
+        n_det = len(got.loc[~known, ["key", "query"]].drop_duplicates())
+        print(f"import-preds: {source}: {n_det} detections on {len(outside)} images outside the image list "
+              f"(e.g. image_id {outside[0]}) left out, as vsrl_eval ignores them")
+        got = got[known].reset_index(drop=True)
     obj = got[list(preds.OBJECT)].to_numpy(np.float64, copy=True)
     obj[(obj == 0).all(axis=1)] = np.nan
     return preds.conform({

@@ -118,12 +118,63 @@ def image_sizes(root: Path, files: list[str], decode: bool) -> pd.DataFrame:
     return sizes
 
 
-def report_sizes(report: Report, subject: str, sizes: pd.DataFrame, expected: pd.DataFrame, source: str) -> None:
-    """Compare header sizes with ``expected`` (file, width, height) from ``source``."""
+def report_unreadable(report: Report, subject: str, sizes: pd.DataFrame) -> None:
+    """Images of ``sizes`` (from :func:`image_sizes`) whose header could not be read: ingest
+    stops on them (or skips them under ``on_corrupt_image: skip``)."""
     bad = sizes[sizes["error"].notna()]
     if len(bad):
         report.add("error", subject, f"{len(bad)} unreadable image(s) ({examples(bad['file'].tolist())}): "
                    f"{bad['error'].iloc[0]}", "download or extract those images again")
+
+
+END_MARKERS = {".jpg": b"\xff\xd9", ".jpeg": b"\xff\xd9", ".png": b"IEND"}
+TAIL_BYTES = 64  # an end marker may be followed by a little padding
+
+
+def empty_or_truncated(report: Report, root: Path, subject: str, files: list[str]) -> None:
+    """Every listed file (not only the sample): zero bytes, or no end-of-image marker near its
+    end (JPEG FFD9, PNG IEND) confirmed by decoding it: what a broken download or an
+    interrupted extraction leaves. Costs one stat and one 64-byte read per file."""
+    empty, suspect = [], []
+    for rel in files:
+        path = root / rel
+        try:
+            size = path.stat().st_size
+            marker = END_MARKERS.get(path.suffix.lower())
+            if size == 0:
+                empty.append(rel)
+            elif marker is not None:
+                with open(path, "rb") as f:
+                    f.seek(max(size - TAIL_BYTES, 0))
+                    if marker not in f.read():
+                        suspect.append(rel)
+        except OSError:
+            empty.append(rel)
+    if empty:
+        report.add("error", subject, f"{len(empty)} empty (zero-byte) image file(s) ({examples(empty)})",
+                   "download or extract those images again")
+    decoded = read_sizes(root, suspect, decode=True)
+    truncated = [f for f, e in zip(suspect, decoded["error"]) if e is not None]
+    if truncated:
+        report.add("error", subject, f"{len(truncated)} truncated image file(s) ({examples(truncated)}): "
+                   f"{decoded['error'].dropna().iloc[0]}", "download or extract those images again")
+    if files and not empty and not truncated:
+        report.add("ok", subject, f"none of the {len(files):,} images is empty or truncated")
+
+
+def shared_ids(report: Report, ids: dict[str, set[str]], fix: str) -> None:
+    """Image ids (file stems) in more than one split: ingest refuses them."""
+    splits = list(ids)  # in the order the splits were checked (train first)
+    for i, a in enumerate(splits):
+        for b in splits[i + 1:]:
+            both = sorted(ids[a] & ids[b])
+            if both:
+                report.add("error", f"{a}/{b}", f"{len(both):,} image id(s) in both splits ({examples(both)}); "
+                           "ingest refuses them", fix)
+
+
+def report_sizes(report: Report, subject: str, sizes: pd.DataFrame, expected: pd.DataFrame, source: str) -> None:
+    """Compare header sizes with ``expected`` (file, width, height) from ``source``."""
     both = sizes[sizes["error"].isna()].merge(expected, on="file", suffixes=("", "_expected"))
     wrong = both[(both["width"] != both["width_expected"]) | (both["height"] != both["height_expected"])]
     if len(wrong):

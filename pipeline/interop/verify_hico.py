@@ -77,6 +77,8 @@ def _mat_sizes(report: Report, root: Path) -> pd.DataFrame | None:
 
 def _box_bounds(report: Report, rel: str, raw: RawSplit, sizes: pd.DataFrame, folder: str) -> None:
     """Boxes of the checked images must lie in the image (1-based pixel indices: x2 <= width)."""
+    if raw.boxes.empty or sizes.empty:
+        return
     boxes = raw.boxes.merge(raw.records[["rec", "file_name"]], on="rec")
     boxes["file"] = folder + "/" + boxes["file_name"]
     joined = boxes.merge(sizes[sizes["error"].isna()], on="file")
@@ -99,29 +101,38 @@ def verify(root: Path, sample: int = 200, official: bool = True, decode: bool = 
     vc.synthetic_hint(report, root, official)
     _official_files(report, root)
     mat_sizes = _mat_sizes(report, root)
+    ids: dict[str, set[str]] = {}
     for layout in layouts("hico-det"):
         split = layout.split
         files = vc.folder_files(root, layout.default_dir)
         if files is not None:
             vc.count(report, layout.default_dir, "image files", len(files), IMAGES[split], official,
                      fix=f"{TARBALL} (a partial copy gives different numbers)")
+            ids[split] = {Path(f).stem for f in files}
         if not vc.required_file(report, root, layout.annotation, _convert_fix(root)):
             continue
         raw = vc.annotation(report, root, layout.annotation)
         if raw is None:
             continue
+        if raw.records.empty:
+            report.add("error", layout.annotation, "lists no image record", _convert_fix(root))
+            continue
         expected, level = RECORDS[split]
         vc.count(report, layout.annotation, "image records", len(raw.records), expected, official, level,
                  _convert_fix(root))
         names = raw.records["file_name"].tolist()
+        ids[split] = ids.get(split, set()) | {Path(n).stem for n in names}
         present = vc.named_images(report, root, layout, names, f"{TARBALL} (images/{split}2015)")
+        vc.empty_or_truncated(report, root, layout.default_dir, present)
         if files is not None:
             report.add("info", layout.default_dir, f"{len(files - set(names)):,} image files without annotation "
                        "(listed by ingest, scored as in the official evaluation)")
         checked = vc.image_sizes(root, vc.sample(present, sample), decode)
+        vc.report_unreadable(report, layout.default_dir, checked)
         if mat_sizes is not None:
             vc.report_sizes(report, layout.default_dir, checked, mat_sizes, "anno_bbox.mat")
         _box_bounds(report, layout.annotation, raw, checked, layout.default_dir)
+    vc.shared_ids(report, ids, "each image belongs to one split: remove it from the other split's folder and annotation file")
     _corre(report, root)
     vc.catalog_content(report, root, "hico-det", official)
     return report

@@ -94,6 +94,7 @@ def verify(root: Path, sample: int = 200, official: bool = True, decode: bool = 
         return report
     vc.synthetic_hint(report, root, official)
     sizes = _official_eval_files(report, root, official)
+    ids: dict[str, set[str]] = {}
     for layout in layouts("v-coco"):
         if not vc.required_file(report, root, layout.annotation, _build_fix(root)):
             continue
@@ -103,11 +104,15 @@ def verify(root: Path, sample: int = 200, official: bool = True, decode: bool = 
         expected, level = RECORDS[layout.split]
         vc.count(report, layout.annotation, "image records", len(raw.records), expected, official, level,
                  _build_fix(root))
-        present = vc.named_images(report, root, layout, raw.records["file_name"].tolist(),
-                                  IMAGES_FIX.format(root=root))
+        names = raw.records["file_name"].tolist()
+        ids[layout.split] = {Path(n).stem for n in names}
+        present = vc.named_images(report, root, layout, names, IMAGES_FIX.format(root=root))
+        vc.empty_or_truncated(report, root, layout.split, present)
+        checked = vc.image_sizes(root, vc.sample(present, sample), decode)
+        vc.report_unreadable(report, layout.split, checked)
         if sizes is not None:
-            checked = vc.image_sizes(root, vc.sample(present, sample), decode)
             vc.report_sizes(report, layout.split, checked, sizes, INSTANCES)
+    vc.shared_ids(report, ids, "each image belongs to one split: rebuild the files (data build-vcoco)")
     _corre(report, root)
     vc.catalog_content(report, root, "v-coco", official)
     return report

@@ -11,12 +11,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# The 11 recall thresholds of PASCAL VOC 2007 AP, computed as k * 0.1 in floating point, which
-# is what ho-rcnn's ``0:0.1:1`` gives under Octave and what the QPIC / TIN python evaluators
-# use (np.arange(0, 1.1, 0.1)): 0.30000000000000004, 0.6000000000000001, 0.7000000000000001.
-# The difference to exact tenths only matters when a class's recall is exactly 3/10, 6/10 or
-# 7/10 at some rank.
+# The 11 recall thresholds of PASCAL VOC 2007 AP, in the two floating-point spellings the
+# references use. ELEVEN_POINT_THRESHOLDS = k * 0.1, what ho-rcnn's ``0:0.1:1`` gives under
+# Octave and QPIC's ``np.arange(0, 1.1, 0.1)``: 0.30000000000000004, 0.6000000000000001,
+# 0.7000000000000001. TENTHS = k / 10, the exact tenths of TIN++/BPM's ``calc_binary`` and
+# ``calc_ap`` (``rec >= i / 10.0``). They differ only when a class's recall is exactly 3/10,
+# 6/10 or 7/10 at some rank (e.g. 3 TPs of 10 positives): then that point counts for the
+# threshold 0.3 under TENTHS and not under k * 0.1.
 ELEVEN_POINT_THRESHOLDS = np.arange(0.0, 1.1, 0.1)
+TENTHS = np.arange(11) / 10.0
 
 
 @dataclass(frozen=True)
@@ -103,12 +106,13 @@ def interpolated_precision(pr: RankedPR, thresholds: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(out), out, 0.0)
 
 
-def eleven_point_ap(pr: RankedPR) -> np.ndarray:
-    """[G] PASCAL VOC 2007 11-point AP (ho-rcnn ``VOCevaldet_bboxpair.m``, TIN, QPIC).
+def eleven_point_ap(pr: RankedPR, thresholds: np.ndarray = ELEVEN_POINT_THRESHOLDS) -> np.ndarray:
+    """[G] PASCAL VOC 2007 11-point AP: ``thresholds`` ELEVEN_POINT_THRESHOLDS (ho-rcnn
+    ``VOCevaldet_bboxpair.m``, QPIC) or TENTHS (TIN++/BPM).
 
     A group without detections gets 0; a group with npos == 0 gets NaN.
     """
-    ap = interpolated_precision(pr, ELEVEN_POINT_THRESHOLDS).mean(axis=1)
+    ap = interpolated_precision(pr, thresholds).mean(axis=1)
     return np.where(pr.npos > 0, ap, np.nan)
 
 

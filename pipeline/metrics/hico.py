@@ -21,7 +21,7 @@ from pipeline import labels
 from pipeline.errors import UserError
 from pipeline.metrics import ap as apm
 from pipeline.metrics.inputs import HUMAN_COLS, OBJECT_COLS, ImageIndex, PairGroundTruth, boxes_of, int_or_missing
-from pipeline.metrics.matching import TieKeys, best_match, first_come_true_positives, rank_order
+from pipeline.metrics.matching import TieRule, best_match, first_come_true_positives, rank_order, tie_keys
 
 IOU_THRESHOLD = 0.5
 ClassSet = Literal["with_gt", "all"]
@@ -38,7 +38,9 @@ class HicoProtocol:
     ``per_image_top_k``: keep the top K triplets per image (QPIC/CDN: 100).
     ``score_images_without_gt``: official yes (their detections are FPs); QPIC never sees them.
     ``known_object_from_pairs``: the BPM notebook derives Known Object from box annotations
-    even when image-level labels exist.
+    even when image-level labels exist. ``recall_thresholds``: the 11-point AP's thresholds,
+    "k*0.1" (ho-rcnn under Octave, QPIC) or "k/10" (the BPM notebook's ``calc_ap``), see
+    ap.ELEVEN_POINT_THRESHOLDS.
     """
 
     iou_plus_one: bool = True
@@ -48,6 +50,10 @@ class HicoProtocol:
     per_image_top_k: int | None = None
     score_images_without_gt: bool = True
     known_object_from_pairs: bool = False
+    recall_thresholds: Literal["k*0.1", "k/10"] = "k*0.1"
+
+    def thresholds(self) -> np.ndarray:
+        return apm.TENTHS if self.recall_thresholds == "k/10" else apm.ELEVEN_POINT_THRESHOLDS
 
 
 ROUTES: dict[str, HicoProtocol] = {
@@ -55,7 +61,8 @@ ROUTES: dict[str, HicoProtocol] = {
     # feeds them; no cap, no top-k inside the evaluator.
     "official": HicoProtocol(),
     "qpic": HicoProtocol(per_image_top_k=100, score_images_without_gt=False),
-    "bpm_notebook": HicoProtocol(iou_plus_one=False, per_class_cap=19_999, known_object_from_pairs=True),
+    "bpm_notebook": HicoProtocol(iou_plus_one=False, per_class_cap=19_999, known_object_from_pairs=True,
+                                 recall_thresholds="k/10"),
     "matlab_conversion": HicoProtocol(round_detections=True, shift_detections=1.0, per_class_cap=19_999),
 }
 Route = Literal["official", "qpic", "bpm_notebook", "matlab_conversion"]
@@ -164,8 +171,11 @@ def read_hico_image_labels(anno_mat: Path, split: Literal["train", "test"] = "te
 
 def evaluate_hico(dets: HoiDetections, gt: PairGroundTruth, n_images: int, protocol: HicoProtocol = ROUTES["official"],
                   ko_table: np.ndarray | None = None, class_set: ClassSet = "with_gt",
-                  curve_points: int = 101) -> dict[str, HicoModeResult]:
+                  curve_points: int = 101, ties: TieRule = "input_order") -> dict[str, HicoModeResult]:
     """Default mode, plus Known Object when ``ko_table`` ([I, 80] bool) is given.
+
+    ``ties``: order of equal scores, "input_order" (the official stable sort: the order of
+    ``dets``) or "image_box" (image code, then box coordinates; see matching.TieKeys).
 
     ``class_set``: "with_gt" averages over the classes with ground truth in the evaluated
     images (on the real test split that is all 600), "all" over all 600 (absent ones AP 0).
@@ -173,20 +183,20 @@ def evaluate_hico(dets: HoiDetections, gt: PairGroundTruth, n_images: int, proto
     classes = _class_list(gt, class_set)
     class_pos = np.full(max(labels.hico().hoi_verb) + 1, -1, dtype=np.int64)
     class_pos[classes] = np.arange(len(classes))
-    dets = _prepare(dets, gt, protocol, class_pos)
+    dets = _prepare(dets, gt, protocol, class_pos, ties)
     gt_pos = class_pos[np.clip(gt.label, 0, None)]
     npos = np.bincount(gt_pos[gt_pos >= 0], minlength=len(classes)).astype(np.float64)
     match = best_match(dets.hoi * n_images + dets.image, (dets.human, dets.obj),
                        gt.label * n_images + gt.image, (gt.human, gt.obj), protocol.iou_plus_one)
     qualifies = (match.gt >= 0) & (match.overlap >= IOU_THRESHOLD)
     group = class_pos[dets.hoi]
-    order = rank_order(dets.score, TieKeys(dets.image, (dets.human, dets.obj)), group)
+    order = rank_order(dets.score, tie_keys(ties, dets.image, (dets.human, dets.obj)), group)
     if protocol.per_class_cap is not None:
         order = order[_rank_within(group[order]) < protocol.per_class_cap]
     modes = {"default": order}
     if ko_table is not None:
         modes["known_object"] = order[ko_table[dets.image[order], hoi_object_column()[dets.hoi[order]]]]
-    return {name: _score_mode(name, o, group, match.gt, qualifies, npos, classes, curve_points)
+    return {name: _score_mode(name, o, group, match.gt, qualifies, npos, classes, curve_points, protocol.thresholds())
             for name, o in modes.items()}
 
 
@@ -197,13 +207,14 @@ def _class_list(gt: PairGroundTruth, class_set: ClassSet) -> np.ndarray:
     return np.unique(gt.label[gt.label > 0])
 
 
-def _prepare(dets: HoiDetections, gt: PairGroundTruth, protocol: HicoProtocol, class_pos: np.ndarray) -> HoiDetections:
+def _prepare(dets: HoiDetections, gt: PairGroundTruth, protocol: HicoProtocol, class_pos: np.ndarray,
+             ties: TieRule) -> HoiDetections:
     """Apply the route's input rules: GT-less images, top-k (over all of an image's triplets, as
     QPIC's), then the class filter, rounding and shift."""
     if not protocol.score_images_without_gt:
         dets = dets.subset(np.isin(dets.image, gt.image))
     if protocol.per_image_top_k is not None:
-        order = rank_order(dets.score, TieKeys(dets.image, (dets.human, dets.obj)), dets.image)
+        order = rank_order(dets.score, tie_keys(ties, dets.image, (dets.human, dets.obj)), dets.image)
         top = np.zeros(len(order), dtype=bool)
         top[order[_rank_within(dets.image[order]) < protocol.per_image_top_k]] = True
         dets = dets.subset(top)
@@ -225,11 +236,11 @@ def _rank_within(sorted_group: np.ndarray) -> np.ndarray:
 
 
 def _score_mode(mode: str, order: np.ndarray, group: np.ndarray, gt_id: np.ndarray, qualifies: np.ndarray,
-                npos: np.ndarray, classes: np.ndarray, curve_points: int) -> HicoModeResult:
+                npos: np.ndarray, classes: np.ndarray, curve_points: int, thresholds: np.ndarray) -> HicoModeResult:
     """TP flags, PR and AP of one mode's ranked detections."""
     tp = first_come_true_positives(order, gt_id, qualifies)
     pr = apm.ranked_pr(group[order], tp[order], npos)
-    ap = np.nan_to_num(apm.eleven_point_ap(pr), nan=0.0)
+    ap = np.nan_to_num(apm.eleven_point_ap(pr, thresholds), nan=0.0)
     recall = np.nan_to_num(pr.final_recall(), nan=0.0)
     lab = labels.hico()
     per_class = pd.DataFrame({

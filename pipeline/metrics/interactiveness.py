@@ -3,7 +3,8 @@
 One class: every predicted (human, object) pair, ranked by its interactiveness score over the
 whole evaluated set, takes the ground-truth pair of its image with the largest
 min(IoU_h, IoU_o) (IoU without +1; the first wins ties) and is a TP when that is >= 0.5 and
-the pair is unused; pairs in images without ground truth are FPs. 11-point AP; max recall is
+the pair is unused; pairs in images without ground truth are FPs. 11-point AP at the exact tenths k / 10 of
+``calc_binary`` (ap.TENTHS); ties in score keep the input order (decision 15); max recall is
 reported too. Ground truth per decision 11: every annotated pair with an object and (HICO-DET)
 a verb other than no_interaction, exact duplicates merged, near-duplicates kept.
 
@@ -26,7 +27,7 @@ from pipeline.errors import UserError
 from pipeline.metrics import ap as apm
 from pipeline.metrics.inputs import (HUMAN_COLS, OBJECT_COLS, ImageIndex, PairGroundTruth, boxes_of,
                                      pair_ground_truth, part_matrix)
-from pipeline.metrics.matching import TieKeys, best_match, first_come_true_positives, rank_order
+from pipeline.metrics.matching import TieRule, best_match, first_come_true_positives, rank_order, tie_keys
 
 IOU_THRESHOLD = 0.5
 
@@ -103,12 +104,12 @@ def read_authors_ground_truth(path: Path, index: ImageIndex) -> PairGroundTruth:
 class InteractivenessEvaluator:
     """Matches every predicted pair once; :meth:`ap` then ranks by any score on any image subset."""
 
-    def __init__(self, dets: PairScores, gt: PairGroundTruth, n_images: int):
+    def __init__(self, dets: PairScores, gt: PairGroundTruth, n_images: int, ties: TieRule = "input_order"):
         self.dets, self.gt, self.n_images = dets, gt, n_images
         match = best_match(dets.image, (dets.human, dets.obj), gt.image, (gt.human, gt.obj), plus_one=False)
         self.gt_id = match.gt
         self.qualifies = (match.gt >= 0) & (match.overlap >= IOU_THRESHOLD)
-        self.tie = TieKeys(dets.image, (dets.human, dets.obj))
+        self.tie = tie_keys(ties, dets.image, (dets.human, dets.obj))
 
     def ap(self, score: np.ndarray | None = None, images: np.ndarray | None = None,
            curve_points: int = 101) -> ApResult:
@@ -126,18 +127,19 @@ class InteractivenessEvaluator:
         pr = apm.ranked_pr(np.zeros(len(order), dtype=np.int64), tp[order], npos)
         grid = np.linspace(0.0, 1.0, curve_points)
         curve = pd.DataFrame({"recall": grid, "precision": apm.interpolated_precision(pr, grid)[0]})
-        return ApResult(float(apm.eleven_point_ap(pr)[0]), float(pr.final_recall()[0]), int(npos[0]), len(order), curve)
+        return ApResult(float(apm.eleven_point_ap(pr, apm.TENTHS)[0]), float(pr.final_recall()[0]), int(npos[0]), len(order), curve)
 
 
 def evaluate_interactiveness(dets: PairScores, gt: PairGroundTruth, n_images: int,
                              splits: dict[str, np.ndarray] | None = None,
-                             part_names: tuple[str, ...] = (), curve_points: int = 101) -> dict[str, ApResult]:
+                             part_names: tuple[str, ...] = (), curve_points: int = 101,
+                             ties: TieRule = "input_order") -> dict[str, ApResult]:
     """{"all": ..., "<split>": ..., "not_<split>": ..., "part/<name>": ...}.
 
     ``splits``: name -> [I] bool per image (e.g. crowded); each gives the AP on the flagged
     images and on the others. ``part_names``: rank by ``dets.parts[:, k]`` for k in order.
     """
-    ev = InteractivenessEvaluator(dets, gt, n_images)
+    ev = InteractivenessEvaluator(dets, gt, n_images, ties)
     out = {"all": ev.ap(curve_points=curve_points)}
     for name, flag in (splits or {}).items():
         out[name] = ev.ap(images=flag, curve_points=curve_points)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -114,14 +115,20 @@ def _join_chunk(sl, lo, counts, gt_order, det_boxes, gt_boxes, plus_one, best_gt
     best_ov[det[first]] = ov[first]
 
 
+TieRule = Literal["input_order", "image_box"]
+TIE_RULES: tuple[str, ...] = ("input_order", "image_box")
+
+
 @dataclass(frozen=True)
 class TieKeys:
-    """What orders detections with equal scores: the image code (codes follow sorted image
-    ids), then the box coordinates, human x1, y1, x2, y2 before object x1, y1, x2, y2.
+    """What orders detections with equal scores under the ``image_box`` rule: the image code
+    (codes follow sorted image ids), then the box coordinates, human x1, y1, x2, y2 before
+    object x1, y1, x2, y2. Detections equal in all of these are interchangeable, so results do
+    not depend on the input order.
 
-    This is the stable tie rule of every evaluator here: detections equal in all of these are
-    interchangeable, so results do not depend on the input order (the references break ties
-    by input order or an unstable quicksort).
+    The default rule (ARCHITECTURE decision 15) is ``input_order``: the official code's stable
+    sort (MATLAB ``sort``), equal scores keep the order in which the detections are given;
+    pass ``None`` as the tie keys of :func:`rank_order` for it (:func:`tie_keys` does).
     """
 
     image: np.ndarray  # [N] int64
@@ -131,15 +138,26 @@ class TieKeys:
         """np.lexsort keys (least significant first) of rows ``idx``."""
         return [b[idx, j] for b in reversed(self.boxes) for j in (3, 2, 1, 0)] + [self.image[idx]]
 
+    def subset(self, idx: np.ndarray) -> TieKeys:
+        return TieKeys(self.image[idx], tuple(b[idx] for b in self.boxes))
 
-def rank_order(score: np.ndarray, ties: TieKeys, group: np.ndarray | None = None,
+
+def tie_keys(rule: TieRule, image: np.ndarray, boxes: tuple[np.ndarray, ...]) -> TieKeys | None:
+    """The tie keys of ``rule``: None (input order) or :class:`TieKeys` (image, boxes)."""
+    if rule not in TIE_RULES:
+        raise ValueError(f"unknown tie rule '{rule}' ({' | '.join(TIE_RULES)})")
+    return TieKeys(image, boxes) if rule == "image_box" else None
+
+
+def rank_order(score: np.ndarray, ties: TieKeys | None, group: np.ndarray | None = None,
                subset: np.ndarray | None = None) -> np.ndarray:
     """Indices of the detections (those where ``subset`` [N] bool is true, default all) sorted
-    by group ascending, then score descending, then :class:`TieKeys`.
+    by group ascending, then score descending, then ties: input order when ``ties`` is None
+    (stable sorts, the official rule), else :class:`TieKeys`.
 
-    Two stable sorts give the (group, score) order; only the detections inside tie blocks
-    (same group and score) are then re-sorted by the tie keys, which is exact and much cheaper
-    than a full lexicographic sort when ties are rare. NaN scores rank last, in input order.
+    Two stable sorts give the (group, score) order; with tie keys only the detections inside
+    tie blocks (same group and score) are then re-sorted, which is exact and much cheaper than
+    a full lexicographic sort when ties are rare. NaN scores rank last, in input order.
     """
     idx = np.arange(len(score)) if subset is None else np.flatnonzero(subset)
     order = idx[np.argsort(-np.asarray(score, np.float64)[idx], kind="stable")]
@@ -147,6 +165,8 @@ def rank_order(score: np.ndarray, ties: TieKeys, group: np.ndarray | None = None
         g = np.asarray(group)[order]
         small = g.min(initial=0) >= 0 and g.max(initial=0) < 2**15
         order = order[np.argsort(g.astype(np.int16) if small else g, kind="stable")]  # int16: radix sort
+    if ties is None:
+        return order
     s = np.asarray(score)[order]
     same = s[1:] == s[:-1]
     if group is not None:

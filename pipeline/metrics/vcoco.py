@@ -6,7 +6,10 @@ person is not annotated in V-COCO the detection is skipped. Agent AP of action a
 person does a, IoU >= 0.5 and the person is not yet covered for a. Role AP adds the role:
 IoU(role box, the person's role object) >= 0.5; if the person has no role object, Scenario 1
 accepts only an empty (all-zero or all-NaN) role box, Scenario 2 anything. npos counts every
-person doing the action, with or without a role object. All-point VOC AP.
+person doing the action, with or without a role object. All-point VOC AP on vsrl_eval's
+numbers: recall TP / npos in float32 (its cumulative counts are float32 arrays), precision in
+float64 (numpy >= 2 promotes its float64 ``eps`` guard). Ties in score keep the input order of
+the detections (decision 15; vsrl_eval's ``argsort()[::-1]`` has no defined tie order).
 
 Vectorised per action: the person assignment is computed once for all detections; each
 (action, role) then needs only array operations on its own entries, instead of re-scanning all
@@ -21,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.metrics.ap import all_point_ap
-from pipeline.metrics.matching import TieKeys, best_match, first_come_true_positives, paired_iou, rank_order
+from pipeline.metrics.matching import TieRule, best_match, first_come_true_positives, paired_iou, rank_order, tie_keys
 from pipeline.metrics.vcoco_data import VcocoDetections, VcocoGroundTruth, role_slot
 
 IOU_THRESHOLD = 0.5
@@ -56,7 +59,7 @@ def _nanmean(x: np.ndarray) -> float:
 class _Context:
     """Per-detection person assignment shared by all actions."""
 
-    def __init__(self, dets: VcocoDetections, gt: VcocoGroundTruth):
+    def __init__(self, dets: VcocoDetections, gt: VcocoGroundTruth, ties: TieRule = "input_order"):
         self.dets, self.gt = dets, gt
         match = best_match(dets.image, (dets.person_box.astype(np.float32),), gt.person_image,
                            (gt.person_box.astype(np.float32),), plus_one=True)
@@ -71,7 +74,7 @@ class _Context:
         self.slot_sorted = order
         self.slot_bounds = np.searchsorted(dets.entry_slot[order], np.arange(len(gt.actions) * 3 + 1))
         role_box = np.nan_to_num(dets.entry_box, nan=-1)  # NaN would break the lexicographic tie order
-        self.tie = TieKeys(dets.image[dets.entry_det], (dets.person_box[dets.entry_det], role_box))
+        self.tie = tie_keys(ties, dets.image[dets.entry_det], (dets.person_box[dets.entry_det], role_box))
 
     def entries(self, slot: int) -> np.ndarray:
         """Entry indices of ``slot`` whose detection is not assigned to an ignored person."""
@@ -88,12 +91,13 @@ class _Context:
         has = person >= 0
         does[has] = self.gt.person_actions[person[has], action] == 1
         qualifies = does & self.person_ok[det] & role_ok
-        order = rank_order(self.dets.entry_score[e], TieKeys(self.tie.image[e], tuple(b[e] for b in self.tie.boxes)))
+        order = rank_order(self.dets.entry_score[e], None if self.tie is None else self.tie.subset(e))
         tp = first_come_true_positives(order, person, qualifies)[order]
         if len(tp) == 0:
             return 0.0
-        ctp = np.cumsum(tp, dtype=np.float64)
-        return all_point_ap(ctp / self.npos[action], ctp / np.arange(1, len(tp) + 1))
+        ctp = np.cumsum(tp, dtype=np.float32)  # exact below 2**24
+        recall = (ctp / np.float32(self.npos[action])).astype(np.float64)  # rounded to float32, as vsrl_eval
+        return all_point_ap(recall, ctp.astype(np.float64) / np.arange(1, len(tp) + 1))
 
 
 def _role_ok(ctx: _Context, e: np.ndarray, action: int, role: int, scenario: str) -> np.ndarray:
@@ -113,9 +117,11 @@ def _role_ok(ctx: _Context, e: np.ndarray, action: int, role: int, scenario: str
 
 
 def evaluate_vcoco(dets: VcocoDetections, gt: VcocoGroundTruth,
-                   scenarios: tuple[str, ...] = ("scenario1", "scenario2")) -> VcocoResult:
-    """Agent AP for the 26 actions and role AP for the 25 action-roles, per scenario."""
-    ctx = _Context(dets, gt)
+                   scenarios: tuple[str, ...] = ("scenario1", "scenario2"),
+                   ties: TieRule = "input_order") -> VcocoResult:
+    """Agent AP for the 26 actions and role AP for the 25 action-roles, per scenario.
+    ``ties``: order of equal scores, "input_order" (entries in the order given) or "image_box"."""
+    ctx = _Context(dets, gt, ties)
     n_act = len(gt.actions)
     agent = np.array([ctx.ap(ctx.entries(a), a, np.ones(len(ctx.entries(a)), bool)) for a in range(n_act)])
     role = {sc: np.full((n_act, 2), np.nan) for sc in scenarios}

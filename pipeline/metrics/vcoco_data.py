@@ -214,7 +214,8 @@ def detections_from_predictions(df: pd.DataFrame, gt: VcocoGroundTruth) -> Vcoco
     """A V-COCO predictions table -> detections, one per (image, query), as QPIC's
     ``generate_vcoco_official``: rows with a role fill that role (box = object box, NaN for the
     missing-object class); agent-only actions fill the agent score; a role action's agent score
-    is the max of its role scores. Absent (action, role)s stay empty (NaN in the pickle)."""
+    is its agent row's (role null; NaN = none), else the max of its role scores. Absent
+    (action, role)s stay empty (NaN in the pickle)."""
     uniq, inverse = np.unique(df["image_id"].astype(str).to_numpy(), return_inverse=True)
     code = gt.codes(np.array([gt.coco_id(i) for i in uniq], dtype=np.int64))[inverse]  # per distinct image
     df = df.assign(_code=code)[code >= 0]
@@ -230,8 +231,9 @@ def detections_from_predictions(df: pd.DataFrame, gt: VcocoGroundTruth) -> Vcoco
     box = np.where(has_role[:, None], boxes_of(df, OBJECT_COLS), np.nan).astype(np.float32)
     score = df["score"].to_numpy(np.float32)
     agent = _derived_agent(det, a_idx, score, has_role)
-    return VcocoDetections(image, person, *_concat([det, agent[0]], [slot, agent[1]],
-                                                  [box, np.full((len(agent[0]), 4), np.nan)], [score, agent[2]]))
+    ok = ~np.isnan(score)  # a NaN agent row only stops the derivation (the pickle's NaN: skipped)
+    return VcocoDetections(image, person, *_concat([det[ok], agent[0]], [slot[ok], agent[1]],
+                                                  [box[ok], np.full((len(agent[0]), 4), np.nan)], [score[ok], agent[2]]))
 
 
 def _action_role_index(df: pd.DataFrame, gt: VcocoGroundTruth) -> tuple[np.ndarray, np.ndarray]:
@@ -255,7 +257,7 @@ def _action_role_index(df: pd.DataFrame, gt: VcocoGroundTruth) -> tuple[np.ndarr
 
 def _derived_agent(det, a_idx, score, has_role):
     """Agent entries of role actions: the max role score per (detection, action), unless the
-    table has an explicit agent row for it."""
+    table has an explicit agent row for it (even one with a NaN score)."""
     roles = pd.DataFrame({"det": det[has_role], "slot": a_idx[has_role], "score": score[has_role]})
     best = roles.groupby(["det", "slot"], sort=True)["score"].max().reset_index()
     explicit = pd.DataFrame({"det": det[~has_role], "slot": a_idx[~has_role], "_explicit": True}).drop_duplicates()

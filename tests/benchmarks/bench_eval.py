@@ -44,10 +44,13 @@ def _iou(a: tuple, b: tuple, plus_one: bool) -> float:
 
 
 def naive_hico(dets: HoiDetections, gt: PairGroundTruth, ko: np.ndarray | None, plus_one: bool = True,
-               classes: list[int] | None = None) -> dict[int, tuple[float, float]]:
+               classes: list[int] | None = None, ties: str = "input_order",
+               thresholds: np.ndarray | None = None) -> dict[int, tuple[float, float]]:
     """{hoi_id: (AP, final recall)} with ho-rcnn's loop: per class, detections sorted by score
-    (ties: image code, then human and object coordinates), best GT by min IoU in the same image,
-    >= 0.5 and unmatched -> TP, 11-point AP. ``ko`` [I, 80] keeps only known-object images."""
+    (ties: "input_order" = the order of ``dets``, as MATLAB's stable sort; "image_box" = image
+    code, then human and object coordinates), best GT by min IoU in the same image, >= 0.5 and
+    unmatched -> TP, 11-point AP at ``thresholds`` (default k * 0.1, as ho-rcnn; TIN/BPM:
+    k / 10). ``ko`` [I, 80] keeps only known-object images."""
     obj_col = hoi_object_column()
     gts: dict[tuple[int, int], list[tuple[tuple, tuple]]] = defaultdict(list)
     npos: dict[int, int] = defaultdict(int)
@@ -59,12 +62,13 @@ def naive_hico(dets: HoiDetections, gt: PairGroundTruth, ko: np.ndarray | None, 
         h, img = int(dets.hoi[i]), int(dets.image[i])
         if ko is not None and not ko[img, obj_col[h]]:
             continue
-        by_class[h].append((-dets.score[i], img, tuple(dets.human[i]), tuple(dets.obj[i])))
+        tie = i if ties == "input_order" else (img, tuple(dets.human[i]), tuple(dets.obj[i]))
+        by_class[h].append((-dets.score[i], tie, img, tuple(dets.human[i]), tuple(dets.obj[i])))
     out = {}
     for c in classes if classes is not None else sorted(npos):
         tp = []
         used: set[tuple[int, int]] = set()
-        for _, img, hb, ob in sorted(by_class.get(c, [])):
+        for _, _, img, hb, ob in sorted(by_class.get(c, [])):
             best, jbest = -np.inf, -1
             for j, (gh, go) in enumerate(gts.get((c, img), [])):
                 ov = min(_iou(hb, gh, plus_one), _iou(ob, go, plus_one))
@@ -74,11 +78,11 @@ def naive_hico(dets: HoiDetections, gt: PairGroundTruth, ko: np.ndarray | None, 
             if ok:
                 used.add((img, jbest))
             tp.append(ok)
-        out[c] = _naive_ap(tp, npos.get(c, 0))
+        out[c] = _naive_ap(tp, npos.get(c, 0), thresholds)
     return out
 
 
-def _naive_ap(tp: list[bool], npos: int) -> tuple[float, float]:
+def _naive_ap(tp: list[bool], npos: int, thresholds: np.ndarray | None = None) -> tuple[float, float]:
     """11-point AP and final recall, written as the MATLAB loop."""
     if npos == 0:
         return float("nan"), float("nan")
@@ -86,7 +90,7 @@ def _naive_ap(tp: list[bool], npos: int) -> tuple[float, float]:
     rec = ctp / npos
     prec = ctp / np.arange(1, len(tp) + 1)
     ap = 0.0
-    for t in np.arange(0.0, 1.1, 0.1):
+    for t in np.arange(0.0, 1.1, 0.1) if thresholds is None else thresholds:
         sel = prec[rec >= t]
         ap += (sel.max() if len(sel) else 0.0) / 11
     return ap, (float(rec[-1]) if len(rec) else 0.0)
