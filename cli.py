@@ -515,7 +515,7 @@ def evaluate(
 @user_errors
 def ablate(
     params: ParamsOpt = Path("params.yaml"),
-    arm: Annotated[list[str] | None, typer.Option("--arm", help="Arm to run (repeatable; default all: full, no_saliency, no_parts, intuitive, no_progressive, no_one_time, alpha1).")] = None,
+    arm: Annotated[list[str] | None, typer.Option("--arm", help="Arm to run (repeatable; default all of Table 5: full, no_saliency, no_parts, intuitive, no_progressive, no_one_time, alpha1; also part_supervised = train.loss.part 1).")] = None,
     seeds: Annotated[int, typer.Option(min=1, help="Seeds per arm (0, 1, ...).")] = 3,
     jobs: Annotated[int, typer.Option(min=1, help="Runs trained at the same time (subprocesses).")] = 2,
     threads: Annotated[int, typer.Option(min=1, help="Torch CPU threads of every run (train.threads).")] = 1,
@@ -524,6 +524,7 @@ def ablate(
     data: Annotated[Path, typer.Option(help="Folder of the processed tables (ingest, pose, parts, scenes).")] = Path("data/processed"),
     out: Annotated[Path, typer.Option(help="Folder of the runs (one subfolder per arm and seed; finished runs are reused).")] = Path("ablations"),
     reports: Annotated[Path, typer.Option(help="Folder of ablations.csv / ablations.md.")] = Path("reports"),
+    collect_only: Annotated[bool, typer.Option("--collect-only", help="Train nothing: tabulate the finished runs under --out.")] = False,
 ) -> None:
     """Table 5 on the data: train STAGE 1 for every arm and seed, evaluate the interactiveness
     AP on the test split (overall, cross-person, crowded; real vs rolled saliency maps) and
@@ -532,9 +533,10 @@ def ablate(
     """
     from pipeline import ablations
 
-    arms = arm or list(ablations.ARMS)
+    arms = arm or list(ablations.TABLE5_ARMS)
     command = "python cli.py ablate " + " ".join(sys.argv[2:])
-    ablations.run(params, arms, list(range(seeds)), jobs, threads, device, set_ or [], data, out, reports, command)
+    ablations.run(params, arms, list(range(seeds)), jobs, threads, device, set_ or [], data, out, reports, command,
+                  collect_only)
 
 
 def main() -> None:

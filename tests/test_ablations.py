@@ -12,7 +12,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from pipeline.ablations import ARMS, METRICS, markdown, parse_sets, run_params, selection_by_verb, summarise, t_interval
+from pipeline.ablations import METRICS, TABLE5_ARMS, markdown, parse_sets, run_params, selection_by_verb, summarise, t_interval
 from pipeline.errors import UserError
 from test_train_stage import TINY_MODEL
 from train_fixtures import make_dataset, write_tables
@@ -48,7 +48,8 @@ def test_run_params_apply_arm_overrides_and_fixed_settings() -> None:
         run_params(base, "nope", 0, {}, 1, "cpu")
     with pytest.raises(UserError):
         parse_sets(["train.alpha"])
-    assert set(ARMS) == {"full", "no_saliency", "no_parts", "intuitive", "no_progressive", "no_one_time", "alpha1"}
+    assert set(TABLE5_ARMS) == {"full", "no_saliency", "no_parts", "intuitive", "no_progressive", "no_one_time", "alpha1"}
+    assert run_params(base, "part_supervised", 0, {}, 1, "cpu")["train"]["loss"]["part"] == 1.0
 
 
 def test_selection_by_verb_shares() -> None:
@@ -93,3 +94,11 @@ def test_ablate_command_on_a_tiny_schedule(tmp_path: Path) -> None:
     assert list(sel.columns) == ["arm", "seed", "verb", "n", "part_foot", "part_leg", "part_hip", "part_hand", "part_arm",
                                  "part_head"]
     assert set(sel["arm"]) <= {"full"}  # only the one-time scheme selects parts (no_parts has none)
+    # --collect-only tabulates what finished (a run folder without result.json is reported, not trained)
+    (tmp_path / "runs" / "runs" / "no_parts-s1" / "result.json").unlink()
+    again = CliRunner().invoke(cli.app, [*args, "--collect-only", "--reports", str(tmp_path / "collected")])
+    assert again.exit_code == 0, again.output
+    rows = pd.read_csv(tmp_path / "collected" / "ablations.csv")
+    assert sorted(zip(rows["arm"], rows["seed"])) == [("full", 0), ("full", 1), ("no_parts", 0)]
+    assert "Failed runs (not in the table): no_parts-s1" in (tmp_path / "collected" / "ablations.md").read_text()
+    assert not (tmp_path / "runs" / "runs" / "no_parts-s1" / "result.json").exists()
