@@ -40,13 +40,14 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from pipeline import labels, tables
-from pipeline.params import DatasetConfig, Section, section
+from pipeline.params import DEFAULT_PARAMS, DatasetConfig, Section, section
 
 BOX = ["x1", "y1", "x2", "y2"]
 NO_OBJECT = -1  # entity id of the missing object of a V-COCO agent-only pair
 UNKNOWN = -2  # entity id of a pair member whose instance index is absent from instances
 FLAGS = ("crowded", "tiny", "occluded")
 TABLES = ("images", "instances", "pairs", "persons", "parts")
+PARAMS = ("dataset.format", "scenes", "train.alpha")  # the params keys this stage reads (dvc.yaml lists exactly these)
 
 
 class ScenesConfig(Section):
@@ -73,7 +74,7 @@ class TrainAlpha(Section):
 
 def train_alpha(params_path: str | Path = "params.yaml") -> float:
     """α of the sparsity-adaptive sampler: ``train.alpha`` of params.yaml, 3.0 when absent."""
-    return section("train", TrainAlpha, params_path).alpha
+    return section("train", TrainAlpha, params_path, keys=PARAMS).alpha
 
 
 # --------------------------------------------------------------------------- box geometry
@@ -376,9 +377,9 @@ def print_summary(summary: dict[str, float]) -> None:
 def run(params: str | Path, data: str | Path, out: str | Path, report: str | Path) -> pd.DataFrame:
     """Read the five input tables from ``data``, write the scenes table to ``out`` and the
     summary metrics to ``report`` (JSON), print what was read and written, return the table."""
-    cfg = section("scenes", ScenesConfig, params)
+    cfg = section("scenes", ScenesConfig, params, keys=PARAMS)
     alpha = train_alpha(params)
-    fmt = section("dataset", DatasetConfig, params).format
+    fmt = section("dataset", DatasetConfig, params, keys=PARAMS).format
     no_interaction = labels.hico().no_interaction_verb_id if fmt == "hico-det" else None
     frames = {name: tables.read(Path(data) / f"{name}.parquet", name) for name in TABLES}
     print("read " + ", ".join(f"{len(df)} {name}" for name, df in frames.items()) + f" from {data}")
@@ -391,3 +392,8 @@ def run(params: str | Path, data: str | Path, out: str | Path, report: str | Pat
           f"IoU >= {cfg.merge_iou}) and the summary to {report}")
     print_summary(summary)
     return scenes
+
+
+def main() -> None:
+    """The DVC stage's command (``python -m pipeline.stage scenes``): default paths."""
+    run(DEFAULT_PARAMS, Path("data/processed"), Path("data/processed/scenes.parquet"), Path("reports/scenes.json"))

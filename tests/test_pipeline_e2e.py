@@ -19,9 +19,9 @@ TINY = {
     "synth": {"hico_train": 24, "hico_test": 8, "vcoco_train": 6, "vcoco_test": 4,
               "width": [128, 128], "height": [128, 128]},
     "train": {"batch_size": 4, "warmup": 1, "val_fraction": 0.25, "val_every": 2, "checkpoint_every": 2,
-              "log_every": 1, "num_workers": 0, "progress": False,
               "stage1": {"unit": "iterations", "length": 3, "lr_drop": 2},
               "stage2": {"unit": "iterations", "length": 3, "lr_drop": 2}},
+    "runtime": {"num_workers": 0, "log_every": 1, "progress": False},
 }
 
 
