@@ -18,6 +18,7 @@ process sums the gradients of A micro-batches of batch_size / (N x A) images per
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 from typing import Literal
 
@@ -209,7 +210,11 @@ def _run(cfg, mcfg, ds, seed, rt, ctx, stage, resume, processed, models, reports
     micro = micro_batch_size(cfg.batch_size, ctx.world_size, cfg.accumulate)  # fail before reading data
     space = for_format(ds.format)
     train_set, val_set, weights, counts = datasets(cfg, ds, space, processed, seed)
-    torch.manual_seed(seed)  # the same initial weights on every rank
+    # every RNG from the seed: torch's gives the initial weights (the same on every rank); python's
+    # and numpy's are only stored for --resume, but unseeded they would differ between runs
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
     net, _, _ = build(mcfg, stage, space.num_objects, space.num_verbs)
     note = init_stage2(net, cfg, mcfg, models) if stage == 2 else "stage 1"
     torch.manual_seed(seed + 1 + ctx.rank)  # dropout streams differ between ranks
