@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -79,5 +80,27 @@ def test_experiments_compare_and_reruns_repeat(tmp_path: Path) -> None:
     for name in ("no-saliency", "crowded-3"):
         assert name in found, f"no metrics for experiment {name}: {sorted(found)}"
         assert isinstance(found[name]["int_ap"], float) and isinstance(found[name]["map_full"], float)
-    diff = _run([*dvc, "metrics", "diff", "HEAD", "no-saliency", "--json"], repo, env)
-    assert "reports/headline.json" in json.loads(diff)
+    diff = _run([*dvc, "metrics", "diff", "HEAD", "no-saliency", "--all", "--json"], repo, env)
+    assert "int_ap" in json.loads(diff)["reports/headline.json"]
+    # README's command; printed for README's example (pytest -s)
+    print(_run([*dvc, "exp", "show", "--only-changed", "--drop", "Created|State|Executor"], repo,
+               {**env, "COLUMNS": "120"}))
+
+    # plots: every definition rendered with its title and named axes, both revisions compared;
+    # with chromium installed, a real browser draws the page (tests/screenshot_plots.py)
+    from screenshot_plots import browser, inline_vega, render_html, screenshot
+
+    html = render_html(repo, tmp_path / "plots", ["HEAD", "no-saliency"])
+    text = html.read_text()
+    titles = [next(iter(p)) for p in yaml.safe_load((repo / "dvc.yaml").read_text())["plots"]]
+    assert len(re.findall(r'"title": \{"text": ', text)) == len(titles)
+    assert '"title": "recall"' in text and '"title": "precision"' in text and '"title": "iteration"' in text
+    assert "no-saliency" in text
+    if browser() is None:
+        pytest.skip("chromium not installed: the page was not drawn in a browser")
+    inline_vega(html)
+    png = screenshot(html, tmp_path / "plots.png")
+    from PIL import Image
+
+    gray = Image.open(png).convert("L")
+    assert gray.getbbox() is not None and sum(gray.histogram()[:128]) > 2000  # drawn lines and text, not blank
