@@ -73,7 +73,8 @@ def test_experiments_compare_and_reruns_repeat(tmp_path: Path) -> None:
     _run(["git", "checkout", "--", "params.yaml", "cli.py"], repo, env)
 
     _run([*dvc, "exp", "run", "-n", "no-saliency", "-S", "model.ablation=no_saliency"], repo, env)
-    _run([*dvc, "exp", "run", "-n", "crowded-3", "-S", "scenes.crowded_persons=3"], repo, env)
+    # `exp run` leaves its params in the workspace: set both keys explicitly
+    _run([*dvc, "exp", "run", "-n", "crowded-3", "-S", "model.ablation=full", "-S", "scenes.crowded_persons=3"], repo, env)
     shown = json.loads(_run([*dvc, "exp", "show", "--json"], repo, env))
     found: dict = {}
     _collect_metrics(shown, found)
@@ -98,7 +99,8 @@ def test_experiments_compare_and_reruns_repeat(tmp_path: Path) -> None:
     assert "no-saliency" in text
     if browser() is None:
         pytest.skip("chromium not installed: the page was not drawn in a browser")
-    inline_vega(html)
+    if not inline_vega(html):
+        pytest.skip("vl-convert-python not installed: DVC's page would load vega from a CDN")
     png = screenshot(html, tmp_path / "plots.png")
     from PIL import Image
 
