@@ -1,7 +1,7 @@
 """The inference bundle (ARCHITECTURE decisions 1 and 2): one file with both trained networks
 and the NIS settings, which ``evaluate`` and ``predict`` load.
 
-    {"format": "bpm-bundle/1", "code_version": ...,
+    {"format": "bpm-bundle/1",
      "stage1": <stage-1 checkpoint without resume state>,
      "stage2": <stage-2 checkpoint without resume state>,
      "nis": {"mode": threshold | product | off, "threshold": tau, "objective": ..., "chosen_on":
@@ -31,13 +31,14 @@ def make_bundle(stage1: dict, stage2: dict, nis: dict, postprocess: dict | None 
             raise ckpt_io.CheckpointError(f"stage-1 and stage-2 checkpoints disagree on '{key}'")
     if stage1.get("stage") != 1 or stage2.get("stage") != 2:
         raise ckpt_io.CheckpointError("a bundle needs a stage-1 and a stage-2 checkpoint, in that order")
-    return {"format": FORMAT, "code_version": ckpt_io.code_version(),
+    return {"format": FORMAT,
             "stage1": ckpt_io.without_resume_state(stage1), "stage2": ckpt_io.without_resume_state(stage2),
             "nis": dict(nis), "postprocess": dict(postprocess or {})}
 
 
 def save_bundle(path: str | Path, bundle: dict) -> Path:
-    return atomic_write(path, lambda tmp: torch.save(bundle, tmp))
+    """Write ``bundle`` atomically; the same bundle always gives the same bytes."""
+    return atomic_write(path, lambda tmp: ckpt_io.save_torch(bundle, tmp))
 
 
 def load_bundle(path: str | Path, map_location: str | torch.device = "cpu") -> dict:

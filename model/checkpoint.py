@@ -2,12 +2,16 @@
 
 A checkpoint is a plain dict (tensors, numbers, strings, lists, dicts only):
 
-- ``format`` (:data:`FORMAT`), ``stage``, ``code_version`` (``git describe``), ``iteration``;
+- ``format`` (:data:`FORMAT`), ``stage``, ``iteration``;
 - ``model`` (state dict), ``model_config`` / ``train_config`` (plain dicts), ``labels``
   (:class:`model.label_space.LabelSpace` as a dict), ``dataset`` (name, format, root);
 - ``best`` (validation metric name, value, iteration);
 - the resume state, only in the "last" checkpoint: ``optimizer``, ``scheduler``, ``scaler``,
   ``sampler`` (epoch, position), ``rng`` (python, numpy, torch, cuda; one entry per DDP rank).
+
+The bytes of a checkpoint depend on its content only (no file name, time or git state in it), so
+a stage re-run with the same inputs writes the same file and ``dvc.lock`` does not change; the
+code a checkpoint was trained with is recorded by ``dvc.lock`` (its code dependencies' hashes).
 """
 
 from __future__ import annotations
@@ -43,8 +47,16 @@ def code_version() -> str:
 
 
 def save(path: str | Path, payload: dict) -> Path:
-    """Write ``payload`` to ``path`` atomically (temporary file + rename)."""
-    return atomic_write(path, lambda tmp: torch.save(payload, tmp))
+    """Write ``payload`` to ``path`` atomically (temporary file + rename), same content -> same bytes."""
+    return atomic_write(path, lambda tmp: save_torch(payload, tmp))
+
+
+def save_torch(obj: object, path: Path) -> None:
+    """``torch.save`` through an open file: given a path, torch names the zip archive inside
+    after the file, and the atomic writer's temporary file has a random name; given a file
+    object, the archive is always called "archive"."""
+    with open(path, "wb") as fh:
+        torch.save(obj, fh)
 
 
 def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict:

@@ -199,7 +199,7 @@ class Trainer:
     # ------------------------------------------------------------------ checkpoints
     def _payload(self, resume_state: bool) -> dict:
         body = self.net.state_dict()
-        out = {"format": ckpt_io.FORMAT, **self.run.meta, "code_version": ckpt_io.code_version(),
+        out = {"format": ckpt_io.FORMAT, **self.run.meta,
                "iteration": self.state.iteration, "best": dict(self.state.best), "model": body}
         if resume_state:
             epoch, b = divmod(self.state.iteration, self.cfg.epoch_size // self.cfg.batch_size)

@@ -83,9 +83,9 @@ def run_params(base: dict, arm: str, seed: int, overrides: dict[str, object], th
     for key, value in {**ARMS[arm], **overrides}.items():
         set_key(p, key, value)
     p["seed"] = int(seed)
-    set_key(p, "train.threads", int(threads))
-    set_key(p, "train.device", device)
-    set_key(p, "train.progress", False)
+    set_key(p, "runtime.threads", int(threads))
+    set_key(p, "runtime.device", device)
+    set_key(p, "runtime.progress", False)
     return p
 
 
@@ -219,7 +219,8 @@ def evaluate_stage1(ckpt_path: Path, data: Path, params: Path) -> dict:
 
     ck = ckpt_io.load(ckpt_path)
     cfg = P.section("train", TrainConfig, params)
-    device = torch.device("cuda" if cfg.device == "cuda" and torch.cuda.is_available() else "cpu")
+    wanted = P.runtime(params).device
+    device = torch.device(wanted if wanted.startswith("cuda") and torch.cuda.is_available() else "cpu")
     net = network(ck).to(device)
     real, shuffled, t, scenes = run_stage1(net, ck, data, cfg.augment, device)
     fmt = LabelSpace.from_dict(ck["labels"]).format

@@ -29,6 +29,7 @@ from pipeline import tables
 from pipeline.errors import UserError
 
 VAL_SPLIT = "val"  # name given to the carved validation images for the tuning call
+PARAMS = ("postprocess",)  # the params keys this stage reads (dvc.yaml lists exactly these)
 
 
 def validation_candidates(ck1: dict, ck2: dict, processed: Path, device: torch.device):
@@ -101,7 +102,7 @@ def run(params_path: Path, models: Path = Path("models"), processed: Path = Path
         out: Path | None = None, report: Path = Path("reports/bundle.json")) -> dict:
     from model.postprocess import PostprocessConfig
 
-    post_cfg = P.section("postprocess", PostprocessConfig, params_path)
+    post_cfg = P.section("postprocess", PostprocessConfig, params_path, keys=PARAMS)
     ck1, ck2 = ckpt_io.load(models / "stage1.pt"), ckpt_io.load(models / "stage2.pt")
     if ck1.get("val_image_ids") != ck2.get("val_image_ids"):
         raise UserError(f"{models}: stage 1 and stage 2 were validated on different images (retrain stage 2)")
@@ -127,3 +128,8 @@ def run(params_path: Path, models: Path = Path("models"), processed: Path = Path
     print(f"bundle: wrote {path} (NIS {nis['mode']}, tau {nis['threshold']} chosen on "
           f"{nis.get('val_images', 0)} validation images)")
     return summary
+
+
+def main() -> None:
+    """The DVC stage's command (``python -m pipeline.stage bundle``): default paths."""
+    run(P.DEFAULT_PARAMS)

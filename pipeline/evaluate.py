@@ -26,6 +26,7 @@ from pipeline import tables
 from pipeline.errors import UserError
 
 TABLES = ("images", "instances", "pairs", "parts")
+PARAMS = ("dataset", "evaluate")  # the params keys this stage reads (dvc.yaml lists exactly these)
 
 
 @torch.no_grad()
@@ -79,12 +80,16 @@ def read_tables(processed: Path, names: tuple[str, ...] = TABLES) -> tuple[dict[
 
 
 def run(params_path: Path, bundle_path: Path = Path("models/bundle.pt"), processed: Path = Path("data/processed"),
-        out: Path = Path("reports/evaluate"), metrics_path: Path = Path("reports/metrics.json")) -> dict[str, float]:
+        out: Path = Path("reports/evaluate"), metrics_path: Path = Path("reports/metrics.json"),
+        headline_path: Path | None = None) -> dict[str, float]:
+    """... and HEADLINE_PATH (default: headline.json beside METRICS_PATH), the few metrics
+    runs are compared by (pipeline/metrics/headline.py)."""
     from pipeline.evaluate_core import EvaluateConfig, evaluate
+    from pipeline.metrics.headline import headline
     from pipeline.metrics.report import text_report, write_outputs
 
-    cfg = P.section("evaluate", EvaluateConfig, params_path)
-    ds = P.section("dataset", P.DatasetConfig, params_path)
+    cfg = P.section("evaluate", EvaluateConfig, params_path, keys=PARAMS)
+    ds = P.section("dataset", P.DatasetConfig, params_path, keys=PARAMS)
     bundle = load_bundle(bundle_path)
     t, scenes = read_tables(processed, TABLES)
     image_ids = t["images"].loc[t["images"]["split"] == cfg.split, "image_id"].tolist()
@@ -95,6 +100,12 @@ def run(params_path: Path, bundle_path: Path = Path("models/bundle.pt"), process
     tables.write(pair_preds, "pair_predictions", out / "pair_predictions.parquet")
     metrics, curves = evaluate(preds, t["images"], t["instances"], t["pairs"], scenes, ds.format, cfg,
                                pair_predictions_df=pair_preds, dataset_root=Path(ds.root))
-    write_outputs(metrics, curves, metrics_path, out / "curves", out / "report.txt")
+    write_outputs(metrics, curves, metrics_path, out / "curves", out / "report.txt", tables_dir=out / "per_class")
+    tables.write_json(headline(metrics, cfg.scene_splits), headline_path or metrics_path.with_name("headline.json"))
     print(text_report(metrics))
     return metrics
+
+
+def main() -> None:
+    """The DVC stage's command (``python -m pipeline.stage evaluate``): default paths."""
+    run(P.DEFAULT_PARAMS)

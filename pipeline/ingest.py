@@ -21,7 +21,7 @@ from pydantic import Field
 
 from pipeline import labels, tables
 from pipeline.errors import UserError
-from pipeline.params import DatasetConfig, Section, section
+from pipeline.params import DEFAULT_PARAMS, DatasetConfig, Section, section
 from pipeline.readers import checks
 from pipeline.readers.images import list_images, read_sizes
 from pipeline.readers.layout import SplitLayout, layouts
@@ -30,6 +30,7 @@ from pipeline.readers.verbs import PairLabeler, labeler
 
 Policy = Literal["fail", "skip"]
 IMAGE_REASONS = ("missing", "corrupt")
+PARAMS = ("dataset", "ingest")  # the params keys this stage reads (dvc.yaml lists exactly these)
 
 
 class IngestConfig(Section):
@@ -296,8 +297,8 @@ def format_summary(summary: dict[str, int], splits: tuple[str, ...]) -> str:
 def run(params_path: str | Path, out_dir: str | Path, report_path: str | Path) -> dict[str, int]:
     """Stage entry point: read params (dataset, ingest), ingest, write OUT/images.parquet,
     OUT/instances.parquet, OUT/pairs.parquet and the summary JSON; print the summary."""
-    dataset = section("dataset", DatasetConfig, params_path)
-    cfg = section("ingest", IngestConfig, params_path)
+    dataset = section("dataset", DatasetConfig, params_path, keys=PARAMS)
+    cfg = section("ingest", IngestConfig, params_path, keys=PARAMS)
     result = ingest(dataset, cfg)
     out = Path(out_dir)
     for name in ("images", "instances", "pairs"):
@@ -307,3 +308,8 @@ def run(params_path: str | Path, out_dir: str | Path, report_path: str | Path) -
     print(f"ingest: {dataset.format} dataset at {dataset.root} -> {out}")
     print(format_summary(result.summary, splits))
     return result.summary
+
+
+def main() -> None:
+    """The DVC stage's command (``python -m pipeline.stage ingest``): default paths."""
+    run(DEFAULT_PARAMS, Path("data/processed"), Path("reports/ingest.json"))

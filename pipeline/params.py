@@ -1,8 +1,16 @@
 """Typed, validated access to ``params.yaml``: each stage declares a pydantic model for its
-section; unknown keys and wrong types are refused with a message naming the key."""
+section; unknown keys and wrong types are refused with a message naming the key.
+
+A DVC stage reads only the params keys it declares (its module's ``PARAMS``, listed as the
+stage's ``params`` in dvc.yaml; tests/test_dvc_stages.py keeps the two equal): ``section(...,
+keys=PARAMS)`` validates the whole section but hands the stage only the declared keys (the
+others keep their defaults), so a key no stage declares cannot change a result unseen. The
+``runtime`` section (how a run uses this machine) is declared by no stage.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 from typing import Literal, TypeVar
 
@@ -39,6 +47,25 @@ class DatasetConfig(Section):
     splits: tuple[Literal["train", "test"], ...] = Field(("train", "test"), min_length=1)
 
 
+class RuntimeConfig(Section):
+    """``runtime``: how a run uses this machine, not what it computes. No DVC stage declares
+    this section, so changing it re-runs nothing. Threads and device change float rounding
+    only (as another processor does; README "Reproducibility"); the rest changes nothing."""
+
+    device: str = "auto"  # training: auto | cpu | cuda | cuda:N
+    threads: int | None = Field(None, ge=1)  # torch CPU threads; None = torch's default
+    num_workers: int = Field(0, ge=0)  # data-loading processes (0: in the training process)
+    progress: bool = True  # progress bar
+    log_every: int = Field(10, ge=1)  # iterations between logged training-loss points
+    find_unused_parameters: bool = False  # DDP: needed only when a module sits unused
+    compile: bool = False  # torch.compile the whole network (GPU speed; float rounding only)
+    channels_last: bool = False  # NHWC images and conv weights (GPU speed)
+    fused_optimizer: bool = False  # AdamW's fused kernel (GPU speed)
+
+
+# keys that lived in ``train`` before the ``runtime`` section existed
+MOVED_TO_RUNTIME = frozenset(RuntimeConfig.model_fields)
+
 S = TypeVar("S", bound=Section)
 
 
@@ -55,18 +82,59 @@ def load(path: str | Path = DEFAULT_PARAMS) -> dict:
     return data
 
 
-def section(name: str, model: type[S], path: str | Path = DEFAULT_PARAMS) -> S:
-    """Section ``name`` of params.yaml validated as ``model`` (defaults fill absent keys)."""
-    raw = load(path).get(name, {}) or {}
+def section(name: str, model: type[S], path: str | Path = DEFAULT_PARAMS,
+            keys: Collection[str] | None = None) -> S:
+    """Section ``name`` of params.yaml validated as ``model`` (defaults fill absent keys).
+
+    ``keys``: the dotted params keys the calling DVC stage declares (``PARAMS``). The whole
+    section is validated, then the stage gets only the declared keys' values; reading a section
+    none of them names is a programming error (the stage would depend on undeclared params).
+    """
+    data = load(path)
+    full = _validated(name, model, data.get(name, {}) or {}, path)
+    if keys is None:
+        return full
+    if not any(k == name or k.startswith(f"{name}.") for k in keys):
+        raise ParamsError(f"{path}: {name}: read by a stage that does not declare it (its PARAMS)")
+    return _validated(name, model, restrict(data, keys).get(name, {}), path)
+
+
+def _validated(name: str, model: type[S], raw: object, path: str | Path) -> S:
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
         key = ".".join(str(p) for p in (name, *first["loc"]))
-        raise ParamsError(f"{path}: {key}: {first['msg']}") from None
+        hint = ""
+        if name == "train" and first["type"] == "extra_forbidden" and first["loc"][-1] in MOVED_TO_RUNTIME:
+            hint = f" (moved to runtime.{first['loc'][-1]})"
+        raise ParamsError(f"{path}: {key}: {first['msg']}{hint}") from None
 
 
-def seed(path: str | Path = DEFAULT_PARAMS) -> int:
+def restrict(data: dict, keys: Collection[str]) -> dict:
+    """The part of the params mapping ``data`` that the dotted ``keys`` name (absent ones are
+    left out; a key naming a mapping keeps all of it)."""
+    out: dict = {}
+    for key in keys:
+        *parents, leaf = key.split(".")
+        src, dst = data, out
+        for part in parents:
+            src = src.get(part) if isinstance(src, dict) else None
+            dst = dst.setdefault(part, {})
+        if isinstance(src, dict) and leaf in src:
+            dst[leaf] = src[leaf]
+    return out
+
+
+def runtime(path: str | Path = DEFAULT_PARAMS) -> RuntimeConfig:
+    """The ``runtime`` section (declared by no stage: see :class:`RuntimeConfig`)."""
+    return section("runtime", RuntimeConfig, path)
+
+
+def seed(path: str | Path = DEFAULT_PARAMS, keys: Collection[str] | None = None) -> int:
+    """The global ``seed``; with ``keys`` (a stage's PARAMS), only if the stage declares it."""
+    if keys is not None and "seed" not in keys:
+        raise ParamsError(f"{path}: seed: read by a stage that does not declare it (its PARAMS)")
     value = load(path).get("seed", 0)
     if not isinstance(value, int):
         raise ParamsError(f"{path}: seed: expected an integer")

@@ -35,7 +35,7 @@ from pydantic import Field, field_validator
 
 from pipeline import tables
 from pipeline.errors import UserError
-from pipeline.params import Section, section
+from pipeline.params import DEFAULT_PARAMS, Section, section
 from pipeline.tables import NUM_KEYPOINTS, NUM_PARTS, PART_NAMES, PART_TO_GROUP
 
 # MPII-like joint j is COCO keypoint _DIRECT[j] (the rest are averages, see _mpii_rows)
@@ -68,6 +68,7 @@ class PartsConfig(Section):
 
 
 _BLOCK = 4096  # persons per block of the layout transposes (fits in cache)
+PARAMS = ("parts",)  # the params keys this stage reads (dvc.yaml lists exactly these)
 
 
 def to_rows(a: np.ndarray) -> np.ndarray:
@@ -253,7 +254,7 @@ def run(params_path: str | Path, persons_path: str | Path, images_path: str | Pa
         out_path: str | Path, report_path: str | Path) -> dict[str, int]:
     """Stage entry point: read params (parts), the persons and images tables; write the parts
     table and the summary JSON; print the summary."""
-    cfg = section("parts", PartsConfig, params_path)
+    cfg = section("parts", PartsConfig, params_path, keys=PARAMS)
     persons = PersonArrays.from_arrow(tables.read_arrow(persons_path, "persons"))
     images = tables.read(images_path, "images")
     table, counts = compute(persons, images, cfg)
@@ -263,3 +264,9 @@ def run(params_path: str | Path, persons_path: str | Path, images_path: str | Pa
     for key, value in counts.items():
         print(f"  {key}: {value}")
     return counts
+
+
+def main() -> None:
+    """The DVC stage's command (``python -m pipeline.stage parts``): default paths."""
+    run(DEFAULT_PARAMS, Path("data/processed/persons.parquet"), Path("data/processed/images.parquet"),
+        Path("data/processed/parts.parquet"), Path("reports/parts.json"))

@@ -25,7 +25,7 @@ from typing import Literal
 import pandas as pd
 
 from pipeline import tables
-from pipeline.params import DatasetConfig, Section, section
+from pipeline.params import DEFAULT_PARAMS, DatasetConfig, Section, section
 from pipeline.pose_backends import alphapose, coco, official, yolo
 from pipeline.pose_backends.alphapose import AlphaPoseConfig
 from pipeline.pose_backends.coco import CocoConfig
@@ -33,6 +33,7 @@ from pipeline.pose_backends.official import OfficialConfig
 from pipeline.pose_backends.yolo import UltralyticsConfig
 
 Backend = Literal["ultralytics", "alphapose", "coco", "official"]
+PARAMS = ("dataset", "pose")  # the params keys this stage reads (dvc.yaml lists exactly these)
 
 
 class PoseConfig(Section):
@@ -93,10 +94,9 @@ def run(
 ) -> dict[str, int] | None:
     """Stage entry point: read params (dataset, pose) and the images table, detect persons,
     write the persons table and the summary JSON; print what happened."""
-    dataset = section("dataset", DatasetConfig, params_path)
-    cfg = section("pose", PoseConfig, params_path)
+    dataset = section("dataset", DatasetConfig, params_path, keys=PARAMS)
+    cfg = section("pose", PoseConfig, params_path, keys=PARAMS)
     images = tables.read(images_path, "images")
-    Path(shards_path).mkdir(parents=True, exist_ok=True)  # a DVC output even when unused
     rank, world = dist_env()
     persons, counts = detect(images, Path(dataset.root), cfg, Path(shards_path), rank, world, limit)
     tag = f"pose[{cfg.backend}]" + (f" rank {rank}/{world}" if world > 1 else "")
@@ -115,3 +115,11 @@ def run(
     for key, value in result.items():
         print(f"  {key}: {value}")
     return result
+
+
+def main() -> None:
+    """The DVC stage's command (``python -m pipeline.stage pose``): default paths. The shards
+    folder is a resumable cache of the ultralytics backend (fingerprinted by its settings), not
+    a DVC output: the file backends write none."""
+    run(DEFAULT_PARAMS, Path("data/processed/images.parquet"), Path("data/processed/persons.parquet"),
+        Path("data/interim/pose_shards"), Path("reports/pose.json"))

@@ -47,7 +47,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from pipeline import labels, tables
-from pipeline.params import DatasetConfig, Section, section
+from pipeline.params import DEFAULT_PARAMS, DatasetConfig, Section, section
 
 BOX = ["x1", "y1", "x2", "y2"]
 NO_OBJECT = -1  # entity id of the missing object of a V-COCO agent-only pair
@@ -56,6 +56,7 @@ FLAGS = ("crowded", "tiny", "occluded", "cross_person")
 TAG_SPLITS = ("cross_person",)  # scene_kind values that are boolean split columns of their own
 TABLES = ("images", "instances", "pairs", "persons", "parts")
 POSE_TABLES = ("persons", "parts")  # optional: the pose stage's output
+PARAMS = ("dataset.format", "scenes", "train.alpha")  # the params keys this stage reads (dvc.yaml lists exactly these)
 
 
 class ScenesConfig(Section):
@@ -82,7 +83,7 @@ class TrainAlpha(Section):
 
 def train_alpha(params_path: str | Path = "params.yaml") -> float:
     """α of the sparsity-adaptive sampler: ``train.alpha`` of params.yaml, 3.0 when absent."""
-    return section("train", TrainAlpha, params_path).alpha
+    return section("train", TrainAlpha, params_path, keys=PARAMS).alpha
 
 
 # --------------------------------------------------------------------------- box geometry
@@ -407,9 +408,9 @@ def read_frames(data: Path) -> tuple[dict[str, pd.DataFrame], bool]:
 def run(params: str | Path, data: str | Path, out: str | Path, report: str | Path) -> pd.DataFrame:
     """Read the five input tables from ``data``, write the scenes table to ``out`` and the
     summary metrics to ``report`` (JSON), print what was read and written, return the table."""
-    cfg = section("scenes", ScenesConfig, params)
+    cfg = section("scenes", ScenesConfig, params, keys=PARAMS)
     alpha = train_alpha(params)
-    fmt = section("dataset", DatasetConfig, params).format
+    fmt = section("dataset", DatasetConfig, params, keys=PARAMS).format
     no_interaction = labels.hico().no_interaction_verb_id if fmt == "hico-det" else None
     frames, pose_available = read_frames(Path(data))
     print("read " + ", ".join(f"{len(df)} {name}" for name, df in frames.items()) + f" from {data}")
@@ -426,3 +427,8 @@ def run(params: str | Path, data: str | Path, out: str | Path, report: str | Pat
           f"IoU >= {cfg.merge_iou}) and the summary to {report}")
     print_summary(summary)
     return scenes
+
+
+def main() -> None:
+    """The DVC stage's command (``python -m pipeline.stage scenes``): default paths."""
+    run(DEFAULT_PARAMS, Path("data/processed"), Path("data/processed/scenes.parquet"), Path("reports/scenes.json"))

@@ -52,6 +52,7 @@ _LAYOUT, _LABELS, _POSE, _PLAN = 0, 1, 2, 3  # independent random streams per im
 _SPLIT_WIDE = 2**32  # the "index" of a split-wide stream (scene plan, omitted images, ids)
 MARKER = ".synthetic"  # in each dataset folder: this stage may replace it
 COCO_MAX_IMAGE_ID = 581929  # COCO 2014 image ids lie in 1..581929
+PARAMS = ("seed", "synth")  # the params keys this stage reads (dvc.yaml lists exactly these)
 
 
 @dataclass(frozen=True)
@@ -277,8 +278,8 @@ def generate(cfg: SynthConfig, seed: int, out: Path) -> Summary:
 
 def run(params_path: Path, out: Path) -> Summary:
     """CLI entry: read params (``synth`` section, ``seed``), generate, print what was written."""
-    cfg = params_mod.section("synth", SynthConfig, params_path)
-    seed = params_mod.seed(params_path)
+    cfg = params_mod.section("synth", SynthConfig, params_path, keys=PARAMS)
+    seed = params_mod.seed(params_path, keys=PARAMS)
     start = time.perf_counter()
     summary = generate(cfg, seed, out)
     report(summary, Path(out), time.perf_counter() - start)
@@ -297,3 +298,8 @@ def report(summary: Summary, out: Path, seconds: float) -> None:
               f"detected ({p['missed']} missed), {p['spurious']} spurious")
     print(f"synth: wrote {len(summary.files)} annotation files and {len(summary.images)} images "
           f"to {out} in {seconds:.1f} s (seed {summary.seed})")
+
+
+def main() -> None:
+    """The DVC stage's command (``python -m pipeline.stage synth``): default paths."""
+    run(params_mod.DEFAULT_PARAMS, Path("data/raw/synthetic"))

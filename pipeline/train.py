@@ -18,6 +18,7 @@ process sums the gradients of A micro-batches of batch_size / (N x A) images per
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 from typing import Literal
 
@@ -88,21 +89,31 @@ class TrainConfig(P.Section):
     val_fraction: float = Field(0.1, ge=0, lt=1)  # of the training images
     val_every: int = Field(250, ge=0)  # iterations; 0 = once per sampler epoch
     checkpoint_every: int = Field(250, ge=0)  # iterations; 0 = once per sampler epoch
-    log_every: int = Field(10, ge=1)
-    amp: bool = True  # CUDA only
-    device: str = "auto"  # auto | cpu | cuda
-    num_workers: int = Field(0, ge=0)
-    threads: int | None = Field(None, ge=1)  # torch CPU threads; None = torch's default
-    find_unused_parameters: bool = False
-    progress: bool = True
-    compile: bool = False  # torch.compile the whole network (GPU; README "GPU")
-    channels_last: bool = False  # NHWC images and conv weights
-    fused_optimizer: bool = False  # AdamW's fused kernel
+    amp: bool = True  # CUDA only (changes float results on GPU: a result setting, not runtime)
     augment: AugmentConfig = AugmentConfig()
     loss: LossConfig = LossConfig()
 
 
 TABLES = ("images", "instances", "pairs", "parts", "scenes")
+# the params keys both stages read; dvc.yaml lists exactly stage_params(N) for train_stageN
+_COMMON = ("seed", "dataset", "model", "train.batch_size", "train.accumulate", "train.lr", "train.lr_backbone",
+           "train.weight_decay", "train.clip_max_norm", "train.warmup", "train.val_fraction", "train.val_every",
+           "train.checkpoint_every", "train.amp", "train.augment", "train.loss")
+# the loop settings that come from the ``runtime`` section: left out of the summary JSON
+RUNTIME_LOOP = ("num_workers", "log_every", "progress", "find_unused_parameters")
+
+
+def stage_params(stage: int | str) -> tuple[str, ...]:
+    """The params keys stage ``stage`` reads: stage 1 not stage 2's schedule and init, and
+    the reverse; neither ``train.alpha`` (the scenes table carries the weights) nor ``runtime``."""
+    own = {1: ("train.stage1",), 2: ("train.stage2", "train.stage2_init")}[int(stage)]
+    return (*_COMMON, *own)
+
+
+def declared_config(cfg: TrainConfig, stage: int) -> dict:
+    """The ``train`` keys stage ``stage`` reads, as plain data (stored in its checkpoints)."""
+    keys = {k.split(".")[1] for k in stage_params(stage) if k.startswith("train.")}
+    return cfg.model_dump(mode="json", include=keys)
 
 
 def load_tables(processed: Path) -> dict[str, pd.DataFrame]:
@@ -115,22 +126,23 @@ def training_images(images: pd.DataFrame) -> list[str]:
     return sorted(rows["image_id"].unique().tolist())
 
 
-def loop_config(cfg: TrainConfig, stage: int, n_train: int, seed: int) -> LoopConfig:
+def loop_config(cfg: TrainConfig, stage: int, n_train: int, seed: int, rt: P.RuntimeConfig | None = None) -> LoopConfig:
     """Resolve the stage's schedule to iterations (an epoch = the training images, rounded
     down to whole global batches)."""
     sched = cfg.stage1 if stage == 1 else cfg.stage2
     epoch_size = max(cfg.batch_size, n_train // cfg.batch_size * cfg.batch_size)
     per_epoch = epoch_size // cfg.batch_size
     k = per_epoch if sched.unit == "epochs" else 1
+    rt = rt or P.RuntimeConfig()
     return LoopConfig(
         iterations=sched.length * k, lr_drop=sched.lr_drop * k, epoch_size=epoch_size,
         batch_size=cfg.batch_size, accumulate=cfg.accumulate, warmup=cfg.warmup, lr=cfg.lr,
         lr_backbone=cfg.lr_backbone, weight_decay=cfg.weight_decay, clip_max_norm=cfg.clip_max_norm,
-        amp=cfg.amp, seed=seed, num_workers=cfg.num_workers, val_every=cfg.val_every or per_epoch,
-        checkpoint_every=cfg.checkpoint_every or per_epoch, log_every=cfg.log_every,
-        metric="int_ap" if stage == 1 else "hoi_map", find_unused_parameters=cfg.find_unused_parameters,
-        progress=cfg.progress, compile=cfg.compile, channels_last=cfg.channels_last,
-        fused_optimizer=cfg.fused_optimizer,
+        amp=cfg.amp, seed=seed, num_workers=rt.num_workers, val_every=cfg.val_every or per_epoch,
+        checkpoint_every=cfg.checkpoint_every or per_epoch, log_every=rt.log_every,
+        metric="int_ap" if stage == 1 else "hoi_map", find_unused_parameters=rt.find_unused_parameters,
+        progress=rt.progress, compile=rt.compile, channels_last=rt.channels_last,
+        fused_optimizer=rt.fused_optimizer,
     )
 
 
@@ -169,7 +181,8 @@ def datasets(cfg: TrainConfig, ds: P.DatasetConfig, space: LabelSpace, processed
         val_set = HOIDataset(val_rec, make_transforms(cfg.augment, train=False))
     weights = scene_weights(train_ids, t["scenes"])
     counts = {"train_images": len(train_ids), "val_images": len(val_ids), "val_image_ids": val_ids, "dropped_pairs": dropped,
-              "upweighted_share": float(np.mean(weights > weights.min())) if len(weights) else 0.0}
+              "upweighted_share": float(np.mean(weights > weights.min())) if len(weights) else 0.0,
+              "upweight": float(weights.max() / weights.min()) if len(weights) else 1.0}
     return train_set, val_set, weights, counts
 
 
@@ -179,31 +192,37 @@ def run(params_path: Path, stage: int, resume: bool = False, processed: Path = P
     dvclive curves under reports/train/ (False: no dvclive needed, e.g. the ablate command)."""
     if stage not in (1, 2):
         raise UserError(f"--stage must be 1 or 2, got {stage}")
-    cfg = P.section("train", TrainConfig, params_path)
-    mcfg = P.section("model", ModelConfig, params_path)
-    ds = P.section("dataset", P.DatasetConfig, params_path)
-    seed = P.seed(params_path)
-    ctx = init_from_env(cfg.device)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    keys = stage_params(stage)
+    cfg = P.section("train", TrainConfig, params_path, keys=keys)
+    mcfg = P.section("model", ModelConfig, params_path, keys=keys)
+    ds = P.section("dataset", P.DatasetConfig, params_path, keys=keys)
+    seed = P.seed(params_path, keys=keys)
+    rt = P.runtime(params_path)
+    ctx = init_from_env(rt.device)
+    if rt.threads:
+        torch.set_num_threads(rt.threads)
     try:
-        return _run(cfg, mcfg, ds, seed, ctx, stage, resume, processed, models, reports, live)
+        return _run(cfg, mcfg, ds, seed, rt, ctx, stage, resume, processed, models, reports, live)
     finally:
         shutdown()
 
 
-def _run(cfg, mcfg, ds, seed, ctx, stage, resume, processed, models, reports, live=True) -> dict:
+def _run(cfg, mcfg, ds, seed, rt, ctx, stage, resume, processed, models, reports, live=True) -> dict:
     from model.build import build
 
     micro = micro_batch_size(cfg.batch_size, ctx.world_size, cfg.accumulate)  # fail before reading data
     space = for_format(ds.format)
     train_set, val_set, weights, counts = datasets(cfg, ds, space, processed, seed)
-    torch.manual_seed(seed)  # the same initial weights on every rank
+    # every RNG from the seed: torch's gives the initial weights (the same on every rank); python's
+    # and numpy's are only stored for --resume, but unseeded they would differ between runs
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
     net, _, _ = build(mcfg, stage, space.num_objects, space.num_verbs)
     note = init_stage2(net, cfg, mcfg, models) if stage == 2 else "stage 1"
     torch.manual_seed(seed + 1 + ctx.rank)  # dropout streams differ between ranks
-    loop = loop_config(cfg, stage, len(train_set), seed)
-    meta = {"stage": stage, "model_config": mcfg.model_dump(mode="json"), "train_config": cfg.model_dump(mode="json"),
+    loop = loop_config(cfg, stage, len(train_set), seed, rt)
+    meta = {"stage": stage, "model_config": mcfg.model_dump(mode="json"), "train_config": declared_config(cfg, stage),
             "model_spec": net.spec() if hasattr(net, "spec") else None, "labels": space.to_dict(),
             "dataset": ds.model_dump(mode="json"), "seed": seed, "val_image_ids": counts["val_image_ids"]}
     run_ = Run(net=net, criterion=make_criterion(cfg, stage, space), train_set=train_set, weights=weights,
@@ -213,14 +232,30 @@ def _run(cfg, mcfg, ds, seed, ctx, stage, resume, processed, models, reports, li
                live_dir=reports / "train" / f"stage{stage}" if live else None)
     if ctx.is_main:
         print(f"train stage {stage}: {counts['train_images']} training images ({counts['upweighted_share']:.0%} "
-              f"drawn alpha = {cfg.alpha} x as often), {counts['val_images']} validation images, {counts['dropped_pairs']} degenerate pairs "
+              f"drawn {counts['upweight']:g} x as often), {counts['val_images']} validation images, {counts['dropped_pairs']} degenerate pairs "
               f"skipped; {loop.iterations} iterations of {loop.batch_size} on {ctx.world_size} x {ctx.device} "
               f"({loop.accumulate} micro-batch(es) of {micro} per process); {note}")
     summary = Trainer(run_, loop, ctx).fit(resume=resume)
     summary.update(counts={k: v for k, v in counts.items() if k != "val_image_ids"}, stage=stage)
     if ctx.is_main:
-        tables.write_json(summary, reports / f"train_stage{stage}.json")
+        write_summary(summary, reports, stage)
         best = summary["best"]
         print(f"train stage {stage}: done, {summary['iterations']} iterations in {summary['seconds']:.0f} s; "
               f"selected {run_.best_path} (val {best['metric']} {best['value']} @ {best['iteration']})")
     return summary
+
+
+def write_summary(summary: dict, reports: Path, stage: int) -> None:
+    """REPORTS/train_stageN.json (a DVC output: the same run gives the same bytes, so no
+    wall-clock time and no runtime settings in it) and REPORTS/timing/train_stageN.json (the
+    time taken: git-ignored, no DVC output)."""
+    timing = ("seconds", "images_per_s")
+    kept = {k: v for k, v in summary.items() if k not in timing}
+    kept["config"] = {k: v for k, v in summary.get("config", {}).items() if k not in RUNTIME_LOOP}
+    tables.write_json(kept, reports / f"train_stage{stage}.json")
+    tables.write_json({k: summary.get(k) for k in timing}, reports / "timing" / f"train_stage{stage}.json")
+
+
+def main(stage: str) -> None:
+    """The DVC stage's command (``python -m pipeline.stage train N``): default paths."""
+    run(P.DEFAULT_PARAMS, int(stage))

@@ -41,7 +41,7 @@ def test_run_params_apply_arm_overrides_and_fixed_settings() -> None:
     base = {"seed": 0, "model": {"ablation": "full"}, "train": {"alpha": 3.0}}
     p = run_params(base, "alpha1", 2, parse_sets(["train.stage1.length=7", "model.hidden_dim=64"]), 1, "cuda")
     assert p["train"]["alpha"] == 1.0 and p["seed"] == 2 and p["train"]["stage1"] == {"length": 7}
-    assert p["model"]["hidden_dim"] == 64 and p["train"]["threads"] == 1 and p["train"]["device"] == "cuda"
+    assert p["model"]["hidden_dim"] == 64 and p["runtime"]["threads"] == 1 and p["runtime"]["device"] == "cuda"
     assert run_params(base, "no_parts", 0, {}, 1, "cpu")["model"]["ablation"] == "no_parts"
     assert base["train"] == {"alpha": 3.0}  # base untouched
     with pytest.raises(UserError):
@@ -70,10 +70,10 @@ def test_ablate_command_on_a_tiny_schedule(tmp_path: Path) -> None:
     t["scenes"].loc[t["scenes"]["image_id"].isin(test_ids), "split"] = "test"
     t["scenes"]["cross_person"] = t["scenes"]["image_id"].isin(test_ids[:2])
     write_tables(t, tmp_path / "processed")
-    params = {"seed": 0, "dataset": {"name": "test", "format": "hico-det", "root": str(root)}, "model": TINY_MODEL,
-              "train": {"batch_size": 4, "warmup": 1, "lr": 1e-3, "lr_backbone": 1e-3, "num_workers": 0,
+    params = {"seed": 0, "runtime": {"num_workers": 0, "log_every": 1}, "dataset": {"name": "test", "format": "hico-det", "root": str(root)}, "model": TINY_MODEL,
+              "train": {"batch_size": 4, "warmup": 1, "lr": 1e-3, "lr_backbone": 1e-3,
                         "stage1": {"length": 2, "lr_drop": 1}, "val_fraction": 0.2, "val_every": 2,
-                        "checkpoint_every": 2, "log_every": 1,
+                        "checkpoint_every": 2,
                         "augment": {"scales": [64], "max_size": 96, "eval_size": 64, "eval_max_size": 96}}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     args = ["ablate", "--params", str(tmp_path / "params.yaml"), "--arm", "full", "--arm", "no_parts", "--seeds", "2",
@@ -88,7 +88,7 @@ def test_ablate_command_on_a_tiny_schedule(tmp_path: Path) -> None:
     md = (tmp_path / "reports" / "ablations.md").read_text()
     assert "## ap_cross_person" in md and "| no_parts | 2 |" in md
     used = yaml.safe_load((tmp_path / "runs" / "runs" / "no_parts-s1" / "params.yaml").read_text())
-    assert used["seed"] == 1 and used["train"]["stage1"]["length"] == 3 and used["train"]["threads"] == 1
+    assert used["seed"] == 1 and used["train"]["stage1"]["length"] == 3 and used["runtime"]["threads"] == 1
     assert not (tmp_path / "runs" / "runs" / "full-s0" / "reports" / "train").exists()  # no dvclive curves
     sel = pd.read_csv(tmp_path / "reports" / "ablations_selection.csv")
     assert list(sel.columns) == ["arm", "seed", "verb", "n", "part_foot", "part_leg", "part_hip", "part_hand", "part_arm",

@@ -53,7 +53,7 @@ def test_pose_then_parts_cli(tmp_path) -> None:
     assert result.exit_code == 0, result.output
     assert "3 persons" in result.output
     persons = tables.read(tmp_path / "persons.parquet", "persons")
-    assert len(persons) == 3 and (tmp_path / "shards").is_dir()
+    assert len(persons) == 3 and not (tmp_path / "shards").exists()  # file backends write no shards
     # the alphapose backend has no part boxes: null in every row, which pyarrow releases without
     # the fix of apache/arrow#35692 cannot read back from a fixed-size list column
     assert persons["part_boxes"].isna().all()

@@ -27,7 +27,7 @@ PRESETS = {"hico-det": ROOT / "data" / "presets" / "paper-hico-det.yaml",
 SECTIONS: dict[str, type[P.Section]] = {
     "dataset": P.DatasetConfig, "synth": SynthConfig, "ingest": IngestConfig, "pose": PoseConfig,
     "parts": PartsConfig, "scenes": ScenesConfig, "model": model_config.ModelConfig, "train": TrainConfig,
-    "postprocess": PostprocessConfig, "evaluate": EvaluateConfig,
+    "postprocess": PostprocessConfig, "evaluate": EvaluateConfig, "runtime": P.RuntimeConfig,
 }
 DETR_R50 = "models/pretrained/detr-r50-e632da11.pth"
 
@@ -144,4 +144,4 @@ def test_preset_model_is_the_documented_paper_preset(name):
 
 @pytest.mark.parametrize("name", PRESETS)
 def test_preset_trains_on_several_workers(name):
-    assert P.section("train", TrainConfig, PRESETS[name]).num_workers > 0
+    assert P.runtime(PRESETS[name]).num_workers > 0

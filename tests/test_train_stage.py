@@ -53,10 +53,11 @@ def _params(tmp: Path, root: Path) -> Path:
         "seed": 0,
         "dataset": {"name": "test", "format": "hico-det", "root": str(root)},
         "model": TINY_MODEL,
-        "train": {"batch_size": 4, "warmup": 1, "lr": 1e-3, "lr_backbone": 1e-3, "num_workers": 0,
+        "train": {"batch_size": 4, "warmup": 1, "lr": 1e-3, "lr_backbone": 1e-3,
                   "stage1": {"length": 4, "lr_drop": 3}, "stage2": {"length": 2, "lr_drop": 1},
-                  "val_fraction": 0.2, "val_every": 2, "checkpoint_every": 2, "log_every": 1, "progress": False,
+                  "val_fraction": 0.2, "val_every": 2, "checkpoint_every": 2,
                   "augment": {"scales": [64], "max_size": 96, "eval_size": 64, "eval_max_size": 96}},
+        "runtime": {"num_workers": 0, "log_every": 1, "progress": False},
     }
     path = tmp / "params.yaml"
     path.write_text(yaml.safe_dump(p))

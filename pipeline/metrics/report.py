@@ -97,12 +97,15 @@ def _nan(x: float) -> bool:
 
 
 def write_outputs(metrics: dict[str, float], curves: dict[str, pd.DataFrame], metrics_path: Path,
-                  curves_dir: Path, report_path: Path | None = None) -> list[Path]:
-    """metrics JSON (NaN -> null), one CSV per curve/table, optional text report; atomic writes."""
+                  curves_dir: Path, report_path: Path | None = None, tables_dir: Path | None = None) -> list[Path]:
+    """metrics JSON (NaN -> null), one CSV per curve/table, optional text report; atomic writes.
+    With ``tables_dir`` the per-class tables go there and ``curves_dir`` holds only the PR
+    curves (recall, precision columns: the DVC plots)."""
     clean = {k: (None if _nan(v) else v) for k, v in metrics.items()}
     written = [write_json(clean, metrics_path)]
     for name, frame in curves.items():
-        path = Path(curves_dir) / f"{name}.csv"
+        is_curve = {"recall", "precision"} <= set(frame.columns)
+        path = Path(curves_dir if is_curve or tables_dir is None else tables_dir) / f"{name}.csv"
         written.append(atomic_write(path, lambda tmp, f=frame: f.to_csv(tmp, index=False)))
     if report_path is not None:
         text = text_report(metrics)
