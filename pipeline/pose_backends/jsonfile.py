@@ -6,7 +6,6 @@ Both are a list of per-person entries ``{"image_id", "category_id", "keypoints":
 
 from __future__ import annotations
 
-import json
 import math
 from collections import Counter
 from collections.abc import Callable
@@ -15,18 +14,13 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.errors import UserError
+from pipeline.json_input import read_json
 from pipeline.pose_backends.records import PersonArrays, keypoints_to_coco17
 
 
 def read_entries(path: Path) -> list:
     """The list of entries of a result JSON file; a clear error when it is missing or not a list."""
-    try:
-        with path.open() as f:
-            data = json.load(f)
-    except FileNotFoundError:
-        raise UserError(f"{path}: pose result file not found (see README, 'Pose backends')") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: not valid JSON ({exc})") from None
+    data = read_json(path, "pose result file", hint="see README, 'Pose backends'")
     if not isinstance(data, list):
         raise UserError(f"{path}: expected a JSON list of per-person entries, got {type(data).__name__}")
     return data

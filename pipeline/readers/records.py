@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.errors import UserError
+from pipeline.json_input import read_json
 
 INT32_MAX = 2**31 - 1
 
@@ -42,20 +43,7 @@ class RawSplit:
 
 def load_json(path: Path) -> object:
     """Parse ``path``; a missing file or invalid JSON is a one-line UserError with its position."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise UserError(f"{path}: annotation file not found (check dataset.root and dataset.format)") from None
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read ({exc.strerror})") from None
-    try:
-        return json.loads(data)
-    except json.JSONDecodeError as exc:
-        raise UserError(
-            f"{path}: not valid JSON at line {exc.lineno} column {exc.colno} (char {exc.pos}): {exc.msg}"
-        ) from None
-    except UnicodeDecodeError as exc:
-        raise UserError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+    return read_json(path, "annotation file", hint="check dataset.root and dataset.format")
 
 
 def read_split(path: Path) -> RawSplit:
