@@ -16,7 +16,7 @@ from typing import Annotated, TypeVar
 
 import typer
 
-from pipeline.errors import UserError
+from pipeline.errors import UserError, one_line
 
 app = typer.Typer(
     help="BPM: body-part interactiveness HOI detection, stage by stage (see README.md).",
@@ -37,7 +37,7 @@ def user_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except UserError as exc:
-            typer.echo(f"error: {exc}", err=True)
+            typer.echo(f"error: {one_line(str(exc))}", err=True)  # exactly one line, whatever the data
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]

@@ -37,7 +37,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from model.postprocess import OutputSpace, PostprocessConfig
-from model.transforms import AugmentConfig
+from model.transforms import AugmentConfig, part_box_valid
 from pipeline import tables
 from pipeline.errors import UserError
 from pipeline.image_input import ImageError, LoadedImage, Source, discover, load_image
@@ -244,7 +244,7 @@ def model_sample(image: Image.Image, part_boxes: np.ndarray, transforms: Callabl
                  num_verbs: int) -> tuple[torch.Tensor, dict]:
     """(input tensor, target) of one image through the evaluation transforms: no pairs, the
     persons' part boxes (working px) moved with the resize."""
-    valid = (part_boxes[..., 2] > part_boxes[..., 0]) & (part_boxes[..., 3] > part_boxes[..., 1])
+    valid = part_box_valid(part_boxes, image.width, image.height)
     target = {"sub_boxes": np.zeros((0, 4), np.float32), "obj_boxes": np.zeros((0, 4), np.float32),
               "has_obj": np.zeros(0, bool), "obj_labels": np.zeros(0, np.int64),
               "verbs": np.zeros((0, num_verbs), np.float32), "interactive": np.zeros(0, np.float32),
