@@ -122,7 +122,7 @@ def _file_arrays(kind: PoseBackend, path: Path, sources: list[Source], counts: C
         raw.keypoints[:] = fixed_list(t.column("keypoints")).reshape(-1, 17, 3)
         raw.part_boxes[:] = fixed_list(t.column("part_boxes")).reshape(-1, 10, 4)
         return raw
-    index = ImageIndex(pd.DataFrame({"image_id": ids, "file": [s.path.name for s in sources]}))
+    index = ImageIndex(pd.DataFrame({"image_id": ids, "file": [s.path.name for s in sources]}), source=str(path))
 
     def image_of(key: object) -> str | None:
         try:  # COCO files name images by integer id: the number ending the file stem
@@ -132,8 +132,8 @@ def _file_arrays(kind: PoseBackend, path: Path, sources: list[Source], counts: C
             return None
 
     if kind == "alphapose-file":
-        return entries_to_arrays(read_entries(path), image_of, "box", 1, counts, detector_score)
-    return entries_to_arrays(read_entries(path), image_of, "bbox", 1, counts)
+        return entries_to_arrays(read_entries(path), image_of, "box", 1, counts, detector_score, str(path))
+    return entries_to_arrays(read_entries(path), image_of, "bbox", 1, counts, source=str(path))
 
 
 def _rescaled(raw: PersonArrays, k: np.ndarray) -> PersonArrays:
