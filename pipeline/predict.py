@@ -64,6 +64,7 @@ class PredictOptions:
     attention: bool = False
     batch: int = 4
     max_side: int = 2048
+    trust_weights: bool = False  # load a pose .pt that is not a known official file (it can run code)
 
 
 # ----------------------------------------------------------------------------- pose
@@ -71,12 +72,14 @@ class PredictOptions:
 PoseFn = Callable[[list[LoadedImage], Counter], PersonArrays]  # raw persons, working px
 
 
-def ultralytics_pose(weights: str | None, device: str, params_path: Path | None) -> PoseFn:
-    """YOLO pose on the working copies (settings from params pose.ultralytics)."""
+def ultralytics_pose(weights: str | None, device: str, params_path: Path | None, trust: bool = False) -> PoseFn:
+    """YOLO pose on the working copies (settings from params pose.ultralytics; ``trust``: the
+    user vouches for a weight file that is not a known official one)."""
     from pipeline.pose_backends import yolo
 
     cfg = _pose_params(params_path).ultralytics
-    cfg = cfg.model_copy(update={"weights": weights or cfg.weights, "device": device})
+    cfg = cfg.model_copy(update={"weights": weights or cfg.weights, "device": device,
+                                 "trust_weights": trust or cfg.trust_weights})
     model, dev = yolo.load_model(cfg)
 
     def detect(images: list[LoadedImage], counts: Counter) -> PersonArrays:
@@ -359,7 +362,7 @@ def finish(li: LoadedImage, persons: Persons, by_image: dict, att: dict[str, Att
 
 def make_pose(options: PredictOptions, sources: list[Source], params_path: Path | None, counts: Counter) -> PoseFn:
     if options.pose_backend == "ultralytics":
-        return ultralytics_pose(options.pose_weights, options.device, params_path)
+        return ultralytics_pose(options.pose_weights, options.device, params_path, options.trust_weights)
     if options.pose_backend not in ("alphapose-file", "coco-file", "persons-table"):
         raise UserError(f"--pose-backend {options.pose_backend}: expected ultralytics, alphapose-file, "
                         "coco-file or persons-table")
