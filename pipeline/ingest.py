@@ -48,7 +48,7 @@ class IngestConfig(Section):
     on_corrupt_image: Policy = "fail"  # a file whose header (or pixels) cannot be read
     box_margin_px: float = Field(1.0, ge=0)  # tolerance of the outside-image test, pixels
     min_box_size_px: float = Field(0.0, ge=0)  # boxes narrower or shorter are 'too_small'
-    decode_images: bool = False  # decode every image fully (catches truncated files; slow)
+    decode_images: bool = True  # decode every image (catches truncated pixel data), in parallel threads
 
     def box_policies(self) -> dict[str, str]:
         return {

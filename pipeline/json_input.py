@@ -35,13 +35,13 @@ def parse_json(data: bytes | str, source: str, what: str = "JSON file") -> objec
     try:
         return json.loads(data)
     except json.JSONDecodeError as exc:
-        raise UserError(f"{source}: {what} is not valid JSON at line {exc.lineno} column {exc.colno} "
+        raise UserError(f"{source}: not valid JSON at line {exc.lineno} column {exc.colno} "
                         f"(char {exc.pos}): {exc.msg}") from None
     except UnicodeDecodeError as exc:
-        raise UserError(f"{source}: {what} is not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+        raise UserError(f"{source}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
     except RecursionError:
-        raise UserError(f"{source}: {what} is nested too deeply to parse (a malformed or hostile file)") from None
+        raise UserError(f"{source}: not readable JSON: nested too deeply (a malformed or hostile {what})") from None
     except MemoryError:
-        raise UserError(f"{source}: {what} is too large to parse in memory") from None
+        raise UserError(f"{source}: not readable JSON: too large to parse in memory") from None
     except ValueError as exc:  # e.g. an integer literal over Python's 4300-digit limit
-        raise UserError(f"{source}: {what} is not readable JSON ({exc})") from None
+        raise UserError(f"{source}: not readable JSON ({exc})") from None
