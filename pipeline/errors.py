@@ -13,9 +13,13 @@ class UserError(Exception):
 
 
 def quote_name(name: object) -> str:
-    """``name`` quoted for a one-line message: Python's ``repr`` of the string, so control
-    characters (newline, carriage return, escape, NUL ...) show as escapes (``'a\\nb'``)."""
-    return repr(str(name))
+    """``name`` made safe for a one-line message: unchanged when every character is printable
+    (ordinary file names read as before), else Python's ``repr`` of it, so control characters
+    (newline, carriage return, escape, NUL ...) show as escapes: ``'a\\nerror: b.jpg'``."""
+    text = str(name)
+    if text and text.isprintable() and text == text.strip():
+        return text
+    return repr(text)
 
 
 def one_line(message: str) -> str:

@@ -20,7 +20,7 @@ import pandas as pd
 from pydantic import Field
 
 from pipeline import labels, tables
-from pipeline.errors import UserError
+from pipeline.errors import UserError, quote_name
 from pipeline.params import DatasetConfig, Section, section
 from pipeline.readers import checks
 from pipeline.readers.images import list_images, read_sizes
@@ -97,7 +97,7 @@ def check_images(listing: pd.DataFrame, source: str, cfg: IngestConfig) -> np.nd
     def describe(i: int) -> str:
         row = listing.iloc[i]
         what = "not found" if reasons[i] == "missing" else f"is not a readable image ({row['error']})"
-        return _located(source, row, f"image file {row['file']} {what}", str(reasons[i]))
+        return _located(source, row, f"image file {quote_name(row['file'])} {what}", str(reasons[i]))
 
     checks.enforce(reasons, {"missing": cfg.on_missing_image, "corrupt": cfg.on_corrupt_image}, describe)
     return reasons
@@ -253,7 +253,7 @@ def _check_disjoint(done: list[IngestResult], part: IngestResult, layout: SplitL
         if both.any():
             row = part.images[both].iloc[0]
             raise UserError(
-                f"{layout.annotation}: image id '{row['image_id']}' ({row['file']}) is also in the "
+                f"{layout.annotation}: image id {quote_name(row['image_id'])} ({quote_name(row['file'])}) is also in the "
                 f"{other.images['split'].iloc[0]} split; image ids must be unique across splits"
             )
 

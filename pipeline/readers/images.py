@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.errors import UserError
+from pipeline.errors import UserError, quote_name
 from pipeline.readers.image_check import read_sizes  # noqa: F401 - re-exported
 from pipeline.readers.layout import IMAGE_SUFFIXES, SplitLayout
 
@@ -63,6 +63,6 @@ def _check_unique_ids(rows: pd.DataFrame, layout: SplitLayout) -> None:
     if dup.any():
         files = rows.loc[dup, "file"].head(2).tolist()
         raise UserError(
-            f"{layout.annotation}: image id '{rows.loc[dup, 'image_id'].iloc[0]}' names two files "
-            f"({files[0]}, {files[1]}); image ids are file stems and must be unique"
+            f"{layout.annotation}: image id '{quote_name(rows.loc[dup, 'image_id'].iloc[0])}' names two files "
+            f"({quote_name(files[0])}, {quote_name(files[1])}); image ids are file stems and must be unique"
         )

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.errors import UserError
+from pipeline.errors import UserError, quote_name
 from pipeline.json_input import read_json
 
 INT32_MAX = 2**31 - 1
@@ -65,7 +65,7 @@ def check_record(rec: object, where: str) -> None:
     name = rec.get("file_name")
     if not isinstance(name, str) or name.strip() in {"", ".", ".."} or "/" in name or "\\" in name:
         raise UserError(f"{where}: file_name must be a plain file name, found {name!r}")
-    where = f"{where} ({name})"
+    where = f"{where} ({quote_name(name)})"
     anns = _field_list(rec, "annotations", where)
     hois = _field_list(rec, "hoi_annotation", where)
     for k, ann in enumerate(anns):
