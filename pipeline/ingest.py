@@ -253,7 +253,7 @@ def _check_disjoint(done: list[IngestResult], part: IngestResult, layout: SplitL
         if both.any():
             row = part.images[both].iloc[0]
             raise UserError(
-                f"{layout.annotation}: image id {quote_name(row['image_id'])} ({quote_name(row['file'])}) is also in the "
+                f"{layout.annotation}: image id '{quote_name(row['image_id'])}' ({quote_name(row['file'])}) is also in the "
                 f"{other.images['split'].iloc[0]} split; image ids must be unique across splits"
             )
 
