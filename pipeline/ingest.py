@@ -11,6 +11,7 @@ HICO-DET split folder is listed, annotated or not (decision 9).
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -271,6 +272,19 @@ def format_summary(summary: dict[str, int], splits: tuple[str, ...]) -> str:
     return "\n".join(lines)
 
 
+def empty_split_warnings(summary: dict[str, int], splits: tuple[str, ...]) -> list[str]:
+    """One warning per split that ends up without images, or without any annotated pair."""
+    out = []
+    for s in splits:
+        if summary.get(f"{s}_images_written", 0) == 0:
+            out.append(f"WARNING: the {s} split has no images ({summary.get(f'{s}_records_read', 0)} records "
+                       f"read): {'training' if s == 'train' else 'evaluation'} on it will fail")
+        elif summary.get(f"{s}_pairs_written", 0) == 0:
+            out.append(f"WARNING: the {s} split has no annotated pair: nothing to "
+                       f"{'train on' if s == 'train' else 'evaluate against'}")
+    return out
+
+
 def run(params_path: str | Path, out_dir: str | Path, report_path: str | Path) -> dict[str, int]:
     """Stage entry point: read params (dataset, ingest), ingest, write OUT/images.parquet,
     OUT/instances.parquet, OUT/pairs.parquet and the summary JSON; print the summary."""
@@ -284,4 +298,6 @@ def run(params_path: str | Path, out_dir: str | Path, report_path: str | Path) -
     splits = tuple(layout.split for layout in layouts(dataset.format))
     print(f"ingest: {dataset.format} dataset at {dataset.root} -> {out}")
     print(format_summary(result.summary, splits))
+    for warning in empty_split_warnings(result.summary, splits):
+        print(f"ingest: {warning}", file=sys.stderr)
     return result.summary

@@ -35,9 +35,13 @@ class Known:
     sha256: str | None
 
 
+def known_weights() -> dict[str, Known]:
+    """{file name: Known} from the digest table (``TABLE``)."""
+    return _read_table(TABLE)
+
+
 @cache
-def known_weights(path: Path = TABLE) -> dict[str, Known]:
-    """{file name: Known} from the digest table."""
+def _read_table(path: Path) -> dict[str, Known]:
     raw = read_json(path, "pose weight digest table")
     try:
         return {name: Known(name, entry["sha256"]) for name, entry in raw["weights"].items()}  # type: ignore[index]
