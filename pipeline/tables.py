@@ -242,6 +242,8 @@ def read_arrow(path: str | Path, name: str) -> pa.Table:
     path = Path(path)
     if not path.exists():
         raise TableError(f"{path}: file not found (table '{name}'; run the stage that writes it)")
+    if not path.is_file():  # pyarrow would read a folder as a dataset of whatever it holds
+        raise TableError(f"{path}: a directory or not a regular file, expected a parquet file (table '{name}')")
     try:
         table = pq.read_table(path)
     except (pa.ArrowInvalid, OSError) as exc:

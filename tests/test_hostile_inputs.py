@@ -421,3 +421,9 @@ def test_official_digest_table_is_well_formed() -> None:
     assert "yolo11x-pose.pt" in table
     for known in table.values():
         assert known.sha256 is None or (len(known.sha256) == 64 and int(known.sha256, 16) >= 0)
+
+
+def test_a_table_path_that_is_a_directory_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "images.parquet").mkdir()
+    with pytest.raises(UserError, match="images.parquet: a directory or not a regular file"):
+        tables.read(tmp_path / "images.parquet", "images")
