@@ -243,6 +243,6 @@ def _vet_weights(weights: str, cfg: UltralyticsConfig) -> None:
             raise UserError(f"pose.ultralytics.weights={cfg.weights!r}: download failed ({exc}); put the .pt "
                             f"file at {weights} or give a path") from None
     if not Path(weights).exists():
-        raise UserError(f"pose.ultralytics.weights={cfg.weights!r}: {weights} not found; put the .pt file "
-                        "there or give a path (official weights download by name only with internet)")
+        raise UserError(f"pose.ultralytics.weights={cfg.weights!r}: {weights} not found, and not an official name "
+                        f"with a known digest ({trust.TABLE.name}); give a local file, or {trust.OPT_IN}")
     trust.vet(Path(weights), cfg.weights, cfg.trust_weights)

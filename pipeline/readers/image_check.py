@@ -42,7 +42,9 @@ def probe(path: Path, decode: bool) -> tuple[int, int, str | None]:
                     im.draft(im.mode, (max(1, width // 8), max(1, height // 8)))
                 im.load()
         return int(width), int(height), None
-    except Image.UnidentifiedImageError:
+    except (Image.UnidentifiedImageError, ImportError):
+        # ImportError: once imported, ultralytics patches Image.open to retry unknown files
+        # with pi_heif, which may be missing
         return -1, -1, "not a recognised image file"
     except MemoryError:
         return -1, -1, "too large to decode in memory"
