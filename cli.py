@@ -16,7 +16,7 @@ from typing import Annotated, TypeVar
 
 import typer
 
-from pipeline.errors import UserError
+from pipeline.errors import UserError, one_line
 
 app = typer.Typer(
     help="BPM: body-part interactiveness HOI detection, stage by stage (see README.md).",
@@ -37,7 +37,7 @@ def user_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except UserError as exc:
-            typer.echo(f"error: {exc}", err=True)
+            typer.echo(f"error: {one_line(str(exc))}", err=True)  # exactly one line, whatever the data
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
@@ -442,6 +442,7 @@ def predict(
     attention: Annotated[bool, typer.Option("--attention", help="Also draw body-part saliency maps and masked-decoder attention (Fig. 4).")] = False,
     batch: Annotated[int, typer.Option(min=1, help="Images per forward pass.")] = 4,
     max_side: Annotated[int, typer.Option("--max-side", min=64, help="Longer side (px) of the copy given to pose and model; boxes stay in original pixels.")] = 2048,
+    trust_weights: Annotated[bool, typer.Option("--trust-weights", help="Load a pose .pt that is not a known official file (ultralytics unpickles it: it can run code).")] = False,
     params: ParamsOpt = Path("params.yaml"),
 ) -> None:
     """HOI triplets on any image(s): pose -> part boxes -> both trained networks -> NIS + pair NMS.
@@ -454,7 +455,8 @@ def predict(
     """
     from pipeline import predict as stage
 
-    options = stage.PredictOptions(pose_backend.value, pose_file, pose_weights, device, top, attention, batch, max_side)
+    options = stage.PredictOptions(pose_backend.value, pose_file, pose_weights, device, top, attention, batch, max_side,
+                                   trust_weights=trust_weights)
     stage.run(images, checkpoint, out, options, params)
 
 

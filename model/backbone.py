@@ -91,8 +91,16 @@ def resnet_trunk(name: str, weights: Path | None) -> nn.Sequential:
     tv = ensure_torchvision()
     net = getattr(tv.models, name)(weights=None, norm_layer=FrozenBatchNorm2d)
     if weights is not None:
-        state = torch.load(weights, map_location="cpu", weights_only=True)
-        missing = net.load_state_dict(state, strict=False).missing_keys
+        from model.torch_file import read_torch_file
+
+        state = read_torch_file(weights, "backbone weights (model.backbone_weights)")
+        if not isinstance(state, dict):
+            raise UserError(f"{weights}: not a torchvision {name} state dict (found {type(state).__name__})")
+        try:
+            missing = net.load_state_dict(state, strict=False).missing_keys
+        except RuntimeError as exc:  # shape mismatches: torch's message is multi-line
+            raise UserError(f"{weights}: not a torchvision {name} state dict "
+                            f"({str(exc).strip().splitlines()[-1].strip()[:200]})") from None
         if missing:
             raise UserError(f"{weights}: not a torchvision {name} state dict (missing {missing[:3]} ...)")
     names = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from model import checkpoint as ckpt_io
+from model import torch_file
 from pipeline.tables import atomic_write
 
 FORMAT = "bpm-bundle/1"
@@ -45,7 +46,7 @@ def load_bundle(path: str | Path, map_location: str | torch.device = "cpu") -> d
     path = Path(path)
     if not path.exists():
         raise ckpt_io.CheckpointError(f"{path}: bundle not found (run the bundle stage)")
-    b = torch.load(path, map_location=map_location, weights_only=True)
+    b = torch_file.read_torch_file(path, "bundle", map_location)
     if not isinstance(b, dict) or b.get("format") != FORMAT:
         raise ckpt_io.CheckpointError(f"{path}: not a {FORMAT} file")
     return b

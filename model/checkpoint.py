@@ -24,15 +24,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline.errors import UserError
+from model import torch_file
 from pipeline.tables import atomic_write
 
 FORMAT = "bpm-checkpoint/1"
 RESUME_KEYS = ("optimizer", "scheduler", "scaler", "sampler", "rng")
 
 
-class CheckpointError(UserError):
-    """A checkpoint that is missing, unreadable or of another kind."""
+CheckpointError = torch_file.CheckpointError  # re-exported: callers catch it from here
 
 
 @cache
@@ -61,13 +60,7 @@ def save_torch(obj: object, path: Path) -> None:
 
 def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
     """Read a checkpoint written by :func:`save` (``weights_only=True``: no code runs)."""
-    path = Path(path)
-    if not path.exists():
-        raise CheckpointError(f"{path}: checkpoint not found")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch raises many kinds for a bad file
-        raise CheckpointError(f"{path}: not a readable checkpoint ({exc})") from None
+    ckpt = torch_file.read_torch_file(path, "checkpoint", map_location)
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a {FORMAT} checkpoint")
     return ckpt

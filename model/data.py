@@ -29,7 +29,7 @@ import torch
 from PIL import Image
 
 from model.label_space import LabelSpace
-from model.transforms import Compose
+from model.transforms import Compose, part_box_valid
 from pipeline.errors import UserError
 
 BOX = ["x1", "y1", "x2", "y2"]
@@ -123,8 +123,9 @@ def part_arrays(parts: pd.DataFrame, sizes: pd.DataFrame) -> tuple[np.ndarray, n
     boxes = p[BOX].to_numpy(np.float32).reshape(-1, 10, 4)
     ids = p["image_id"].to_numpy()[::10]
     wh = sizes.reindex(ids)[["width", "height"]].to_numpy(np.float32)
-    boxes = np.clip(boxes, 0, np.concatenate([wh, wh], 1)[:, None, :])
-    return ids, boxes, _nonempty(boxes)
+    valid = part_box_valid(boxes, wh[:, 0, None], wh[:, 1, None])  # zero-size parts inside stay valid
+    boxes = np.clip(np.nan_to_num(boxes), 0, np.concatenate([wh, wh], 1)[:, None, :])
+    return ids, boxes, valid
 
 
 def _split_by_image(ids: np.ndarray, image_ids: list[str]) -> dict[str, np.ndarray]:

@@ -18,14 +18,13 @@ initialisation.
 from __future__ import annotations
 
 import argparse
-import pickle
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
 from torch import Tensor, nn
 
+from model.torch_file import read_torch_file
 from pipeline.errors import UserError
 
 # The 80 COCO category ids of HICO-DET's (and V-COCO's) objects, ascending; DETR's class index
@@ -67,13 +66,7 @@ class ImportReport:
 def read_checkpoint(path: str | Path) -> dict[str, Tensor]:
     """The state dict of a DETR/QPIC/CDN checkpoint file (``{"model": ...}`` or a bare dict),
     read with ``weights_only=True``; DETR's files also hold an argparse Namespace of settings."""
-    try:
-        with torch.serialization.safe_globals([argparse.Namespace]):
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise UserError(f"{path}: checkpoint not found") from None
-    except (pickle.UnpicklingError, RuntimeError) as exc:
-        raise UserError(f"{path}: not a readable weights-only checkpoint ({str(exc).splitlines()[0]})") from None
+    ckpt = read_torch_file(path, "DETR checkpoint", safe_globals=[argparse.Namespace])
     state = ckpt.get("model", ckpt) if isinstance(ckpt, dict) else None
     if not isinstance(state, dict):
         raise UserError(f"{path}: expected a state dict or {{'model': state dict}}")

@@ -93,12 +93,18 @@ class RandomHorizontalFlip:
 
 
 def resize(img: Image.Image, tgt: Target, size: int, max_size: int | None) -> tuple[Image.Image, Target]:
-    """Shorter side to ``size`` (longer side capped at ``max_size``), boxes scaled with it."""
+    """Shorter side to ``size`` (longer side capped at ``max_size``), boxes scaled with it.
+
+    Neither side ever rounds to 0 (a 4000 x 2 image becomes ``max_size`` x 1, not 1333 x 0):
+    at extreme aspect ratios the longer side is capped at ``max_size`` even if the ratio moves."""
     w, h = img.size
     short, long = min(w, h), max(w, h)
     if max_size is not None and long * size / short > max_size:
         size = int(round(max_size * short / long))
-    nw, nh = (size, int(round(size * h / w))) if w <= h else (int(round(size * w / h)), size)
+    size = max(size, 1)
+    nw, nh = (size, max(1, int(round(size * h / w)))) if w <= h else (max(1, int(round(size * w / h))), size)
+    if max_size is not None:
+        nw, nh = min(nw, max(max_size, 1)), min(nh, max(max_size, 1))
     scale = np.array([nw / w, nh / h, nw / w, nh / h], dtype=np.float32)
     tgt = dict(tgt)
     for key in ("sub_boxes", "obj_boxes", "part_boxes"):
@@ -119,19 +125,33 @@ def _nonempty(boxes: np.ndarray) -> np.ndarray:
     return (boxes[..., 2] > boxes[..., 0]) & (boxes[..., 3] > boxes[..., 1])
 
 
+def part_box_valid(boxes: np.ndarray, width: float | np.ndarray, height: float | np.ndarray) -> np.ndarray:
+    """Part boxes [..., 4] (x1, y1, x2, y2 px, before clipping) usable in an image of ``width`` x
+    ``height`` px (broadcast against [...]) -> Bool[...]: finite, not inverted, and touching the
+    image. A zero-size part (a single joint) inside the image is valid: under the touch rule it
+    lights the one cell it falls in, as in the released code."""
+    with np.errstate(invalid="ignore"):
+        finite = np.isfinite(boxes).all(-1)
+        ordered = (boxes[..., 2] >= boxes[..., 0]) & (boxes[..., 3] >= boxes[..., 1])
+        touches = ((boxes[..., 0] <= width) & (boxes[..., 2] >= 0)
+                   & (boxes[..., 1] <= height) & (boxes[..., 3] >= 0))
+    return finite & ordered & touches
+
+
 def crop(img: Image.Image, tgt: Target, top: int, left: int, h: int, w: int) -> tuple[Image.Image, Target]:
     """Crop the region; boxes shifted and clipped to it. A pair is dropped when its human box,
     or its object box (if it has one), is cropped away; a part cropped away becomes invalid."""
     shift = np.array([left, top, left, top], dtype=np.float32)
     hi = np.array([w, h, w, h], dtype=np.float32)
     tgt = dict(tgt)
+    part_inside = part_box_valid(tgt["part_boxes"] - shift, w, h)  # before clipping: zero-size parts stay
     for key in ("sub_boxes", "obj_boxes", "part_boxes"):
         tgt[key] = np.clip(tgt[key] - shift, 0, hi).astype(np.float32)
     keep = _nonempty(tgt["sub_boxes"]) & (_nonempty(tgt["obj_boxes"]) | ~tgt["has_obj"])
     for key in PAIR_KEYS + tuple(k for k in OPTIONAL_PAIR_KEYS if k in tgt):
         tgt[key] = tgt[key][keep]
     tgt["obj_boxes"][~tgt["has_obj"]] = 0  # no object: stays the all-zero box
-    tgt["part_valid"] = tgt["part_valid"] & _nonempty(tgt["part_boxes"])
+    tgt["part_valid"] = tgt["part_valid"] & part_inside
     tgt["size"] = (h, w)
     return img.crop((left, top, left + w, top + h)), tgt
 

@@ -19,7 +19,6 @@ never written: ``out`` may not be the stage's folder or hold its metrics file.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -28,6 +27,7 @@ import pandas as pd
 from pipeline import params as P
 from pipeline import tables
 from pipeline.errors import UserError
+from pipeline.json_input import read_json
 from pipeline.metrics.inputs import ImageIndex, split_image_ids
 
 DEFAULT_OUT = Path("reports/evaluate-imported")
@@ -109,9 +109,9 @@ def read_metrics(path: Path) -> dict[str, float] | None:
     if not path.is_file():
         return None
     try:
-        raw = json.loads(path.read_text())
-        return {k: math.nan if v is None else float(v) for k, v in raw.items()}
-    except (ValueError, TypeError, AttributeError) as exc:
+        raw = read_json(path, "metrics file")
+        return {k: math.nan if v is None else float(v) for k, v in raw.items()}  # type: ignore[union-attr]
+    except (UserError, ValueError, TypeError, AttributeError) as exc:
         print(f"evaluate: {path}: unreadable metrics ({exc}); no side-by-side table")
         return None
 

@@ -11,6 +11,7 @@ HICO-DET split folder is listed, annotated or not (decision 9).
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -20,7 +21,7 @@ import pandas as pd
 from pydantic import Field
 
 from pipeline import labels, tables
-from pipeline.errors import UserError
+from pipeline.errors import UserError, quote_name
 from pipeline.params import DEFAULT_PARAMS, DatasetConfig, Section, section
 from pipeline.readers import checks
 from pipeline.readers.images import list_images, read_sizes
@@ -49,7 +50,7 @@ class IngestConfig(Section):
     on_corrupt_image: Policy = "fail"  # a file whose header (or pixels) cannot be read
     box_margin_px: float = Field(1.0, ge=0)  # tolerance of the outside-image test, pixels
     min_box_size_px: float = Field(0.0, ge=0)  # boxes narrower or shorter are 'too_small'
-    decode_images: bool = False  # decode every image fully (catches truncated files; slow)
+    decode_images: bool = True  # decode every image (catches truncated pixel data), in parallel threads
 
     def box_policies(self) -> dict[str, str]:
         return {
@@ -98,7 +99,7 @@ def check_images(listing: pd.DataFrame, source: str, cfg: IngestConfig) -> np.nd
     def describe(i: int) -> str:
         row = listing.iloc[i]
         what = "not found" if reasons[i] == "missing" else f"is not a readable image ({row['error']})"
-        return _located(source, row, f"image file {row['file']} {what}", str(reasons[i]))
+        return _located(source, row, f"image file {quote_name(row['file'])} {what}", str(reasons[i]))
 
     checks.enforce(reasons, {"missing": cfg.on_missing_image, "corrupt": cfg.on_corrupt_image}, describe)
     return reasons
@@ -276,7 +277,7 @@ def _check_disjoint(done: list[IngestResult], part: IngestResult, layout: SplitL
         if both.any():
             row = part.images[both].iloc[0]
             raise UserError(
-                f"{layout.annotation}: image id '{row['image_id']}' ({row['file']}) is also in the "
+                f"{layout.annotation}: image id '{quote_name(row['image_id'])}' ({quote_name(row['file'])}) is also in the "
                 f"{other.images['split'].iloc[0]} split; image ids must be unique across splits"
             )
 
@@ -294,6 +295,19 @@ def format_summary(summary: dict[str, int], splits: tuple[str, ...]) -> str:
     return "\n".join(lines)
 
 
+def empty_split_warnings(summary: dict[str, int], splits: tuple[str, ...]) -> list[str]:
+    """One warning per split that ends up without images, or without any annotated pair."""
+    out = []
+    for s in splits:
+        if summary.get(f"{s}_images_written", 0) == 0:
+            out.append(f"WARNING: the {s} split has no images ({summary.get(f'{s}_records_read', 0)} records "
+                       f"read): {'training' if s == 'train' else 'evaluation'} on it will fail")
+        elif summary.get(f"{s}_pairs_written", 0) == 0:
+            out.append(f"WARNING: the {s} split has no annotated pair: nothing to "
+                       f"{'train on' if s == 'train' else 'evaluate against'}")
+    return out
+
+
 def run(params_path: str | Path, out_dir: str | Path, report_path: str | Path) -> dict[str, int]:
     """Stage entry point: read params (dataset, ingest), ingest, write OUT/images.parquet,
     OUT/instances.parquet, OUT/pairs.parquet and the summary JSON; print the summary."""
@@ -307,6 +321,8 @@ def run(params_path: str | Path, out_dir: str | Path, report_path: str | Path) -
     splits = tuple(layout.split for layout in layouts(dataset.format) if layout.split in dataset.splits)
     print(f"ingest: {dataset.format} dataset at {dataset.root} -> {out}")
     print(format_summary(result.summary, splits))
+    for warning in empty_split_warnings(result.summary, splits):
+        print(f"ingest: {warning}", file=sys.stderr)
     return result.summary
 
 

@@ -72,11 +72,13 @@ S = TypeVar("S", bound=Section)
 def load(path: str | Path = DEFAULT_PARAMS) -> dict:
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ParamsError(f"{path}: file not found") from None
-    except yaml.YAMLError as exc:
-        raise ParamsError(f"{path}: not valid YAML ({exc})") from None
+    except yaml.YAMLError as exc:  # its message spans lines: keep the first (the CLI prints one line)
+        raise ParamsError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from None
+    except (OSError, UnicodeDecodeError, RecursionError) as exc:  # a directory, binary, a nesting bomb
+        raise ParamsError(f"{path}: not a readable YAML file ({type(exc).__name__})") from None
     if not isinstance(data, dict):
         raise ParamsError(f"{path}: expected a mapping of sections")
     return data

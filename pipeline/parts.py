@@ -16,7 +16,9 @@ The rule is HAKE's part-box generator (reference notes §3.7; HAKE-Action-Torch,
    J10-J12, left arm J13-J15, right leg J0-J2, left leg J3-J5) is > ``group_threshold``, the
    half-side is the group's full end-to-end length (‖J7−J9‖, ‖J10−J12‖, ‖J13−J15‖, ‖J0−J2‖,
    ‖J3−J5‖; not halved, as in HAKE); otherwise, and always for the hip, the whole-body box.
-4. Persons without keypoints get the whole-body box for all ten parts; persons whose source
+4. Persons without keypoints get the whole-body box for all ten parts (a single joint with a
+   NaN or infinite value is treated as undetected, score 0, and affects only the parts that use
+   it); persons whose source
    supplied part boxes (official files) keep them unchanged (fallback False). Boxes from the
    rule are clipped to the image (HAKE leaves them unclipped; BPM clips on the mask grid).
 
@@ -34,7 +36,7 @@ import pyarrow as pa
 from pydantic import Field, field_validator
 
 from pipeline import tables
-from pipeline.errors import UserError
+from pipeline.errors import UserError, quote_name
 from pipeline.params import DEFAULT_PARAMS, Section, section
 from pipeline.tables import NUM_KEYPOINTS, NUM_PARTS, PART_NAMES, PART_TO_GROUP
 
@@ -155,14 +157,16 @@ def person_parts(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Part boxes of every person from whatever they have.
 
-    keypoints: [N, 17, 3], NaN rows = no keypoints; given: [N, 10, 4], NaN rows = no given
+    keypoints: [N, 17, 3], all-NaN rows = no keypoints (a non-finite joint = score 0); given: [N, 10, 4], NaN rows = no given
     part boxes; body: [N, 4]; width, height: [N] image size in pixels.
     Returns (boxes [N, 10, 4] float32, rule [N, 10] int8 into RULES).
     """
-    no_kp = np.isnan(keypoints).any(axis=(1, 2))
+    no_kp = np.isnan(keypoints).all(axis=(1, 2))
     has_given = ~np.isnan(given).any(axis=(1, 2))
     kp, body_rows = to_rows(keypoints), to_rows(body)
-    kp[..., no_kp] = 0  # any finite value: these persons are overwritten below
+    # A joint with a non-finite value is an undetected joint (x = y = score = 0, as HAKE's zero
+    # scores): only the parts that need it fall back, not the whole person.
+    kp[:, ~np.isfinite(kp).all(axis=0)] = 0
     boxes, rule = _rule_rows(kp, body_rows, cfg)
     rule[:, no_kp] = NO_KEYPOINTS
     boxes[..., no_kp] = body_rows[:, None, no_kp]
@@ -232,13 +236,18 @@ def parts_table(p: PersonArrays, boxes: np.ndarray, rule: np.ndarray) -> pa.Tabl
 def compute(p: PersonArrays, images: pd.DataFrame, cfg: PartsConfig) -> tuple[pa.Table, dict[str, int]]:
     """The parts table of persons ``p`` (image sizes from ``images``) and counts per rule."""
     size = images.set_index("image_id")[["width", "height"]]
+    if not size.index.is_unique:
+        dup = size.index[size.index.duplicated()][0]
+        raise UserError(f"images table: image_id {quote_name(dup)} appears more than once: every image_id must be unique")
     where = size.index.get_indexer(p.names.to_pandas())
     if (where < 0).any():
         raise UserError(f"persons table names image(s) not in the images table (e.g. "
                         f"{p.names[int(np.flatnonzero(where < 0)[0])]}): rerun the pose stage")
     wh = size.to_numpy(np.float32)[where][p.image]
     boxes, rule = person_parts(p.keypoints, p.given, p.body, wh[:, 0], wh[:, 1], cfg)
-    counts = {"persons": len(p.image), "parts": int(rule.size)}
+    counts = {"persons": len(p.image), "parts": int(rule.size),
+              "joints_non_finite_as_undetected": int((~np.isfinite(p.keypoints).all(2)
+                                                      & ~np.isnan(p.keypoints).all((1, 2))[:, None]).sum())}
     counts |= {f"rule/{name}": int(n) for name, n in zip(RULES, np.bincount(rule.reshape(-1), minlength=len(RULES)))}
     counts["parts_empty_after_clipping"] = int(((boxes[..., 2] <= boxes[..., 0]) | (boxes[..., 3] <= boxes[..., 1])).sum())
     return parts_table(p, boxes, rule), counts

@@ -37,7 +37,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from model.postprocess import OutputSpace, PostprocessConfig
-from model.transforms import AugmentConfig
+from model.transforms import AugmentConfig, part_box_valid
 from pipeline import tables
 from pipeline.errors import UserError
 from pipeline.image_input import ImageError, LoadedImage, Source, discover, load_image
@@ -64,6 +64,7 @@ class PredictOptions:
     attention: bool = False
     batch: int = 4
     max_side: int = 2048
+    trust_weights: bool = False  # load a pose .pt that is not a known official file (it can run code)
 
 
 # ----------------------------------------------------------------------------- pose
@@ -71,12 +72,14 @@ class PredictOptions:
 PoseFn = Callable[[list[LoadedImage], Counter], PersonArrays]  # raw persons, working px
 
 
-def ultralytics_pose(weights: str | None, device: str, params_path: Path | None) -> PoseFn:
-    """YOLO pose on the working copies (settings from params pose.ultralytics)."""
+def ultralytics_pose(weights: str | None, device: str, params_path: Path | None, trust: bool = False) -> PoseFn:
+    """YOLO pose on the working copies (settings from params pose.ultralytics; ``trust``: the
+    user vouches for a weight file that is not a known official one)."""
     from pipeline.pose_backends import yolo
 
     cfg = _pose_params(params_path).ultralytics
-    cfg = cfg.model_copy(update={"weights": weights or cfg.weights, "device": device})
+    cfg = cfg.model_copy(update={"weights": weights or cfg.weights, "device": device,
+                                 "trust_weights": trust or cfg.trust_weights})
     model, dev = yolo.load_model(cfg)
 
     def detect(images: list[LoadedImage], counts: Counter) -> PersonArrays:
@@ -122,7 +125,7 @@ def _file_arrays(kind: PoseBackend, path: Path, sources: list[Source], counts: C
         raw.keypoints[:] = fixed_list(t.column("keypoints")).reshape(-1, 17, 3)
         raw.part_boxes[:] = fixed_list(t.column("part_boxes")).reshape(-1, 10, 4)
         return raw
-    index = ImageIndex(pd.DataFrame({"image_id": ids, "file": [s.path.name for s in sources]}))
+    index = ImageIndex(pd.DataFrame({"image_id": ids, "file": [s.path.name for s in sources]}), source=str(path))
 
     def image_of(key: object) -> str | None:
         try:  # COCO files name images by integer id: the number ending the file stem
@@ -132,8 +135,8 @@ def _file_arrays(kind: PoseBackend, path: Path, sources: list[Source], counts: C
             return None
 
     if kind == "alphapose-file":
-        return entries_to_arrays(read_entries(path), image_of, "box", 1, counts, detector_score)
-    return entries_to_arrays(read_entries(path), image_of, "bbox", 1, counts)
+        return entries_to_arrays(read_entries(path), image_of, "box", 1, counts, detector_score, str(path))
+    return entries_to_arrays(read_entries(path), image_of, "bbox", 1, counts, source=str(path))
 
 
 def _rescaled(raw: PersonArrays, k: np.ndarray) -> PersonArrays:
@@ -244,7 +247,7 @@ def model_sample(image: Image.Image, part_boxes: np.ndarray, transforms: Callabl
                  num_verbs: int) -> tuple[torch.Tensor, dict]:
     """(input tensor, target) of one image through the evaluation transforms: no pairs, the
     persons' part boxes (working px) moved with the resize."""
-    valid = (part_boxes[..., 2] > part_boxes[..., 0]) & (part_boxes[..., 3] > part_boxes[..., 1])
+    valid = part_box_valid(part_boxes, image.width, image.height)
     target = {"sub_boxes": np.zeros((0, 4), np.float32), "obj_boxes": np.zeros((0, 4), np.float32),
               "has_obj": np.zeros(0, bool), "obj_labels": np.zeros(0, np.int64),
               "verbs": np.zeros((0, num_verbs), np.float32), "interactive": np.zeros(0, np.float32),
@@ -359,7 +362,7 @@ def finish(li: LoadedImage, persons: Persons, by_image: dict, att: dict[str, Att
 
 def make_pose(options: PredictOptions, sources: list[Source], params_path: Path | None, counts: Counter) -> PoseFn:
     if options.pose_backend == "ultralytics":
-        return ultralytics_pose(options.pose_weights, options.device, params_path)
+        return ultralytics_pose(options.pose_weights, options.device, params_path, options.trust_weights)
     if options.pose_backend not in ("alphapose-file", "coco-file", "persons-table"):
         raise UserError(f"--pose-backend {options.pose_backend}: expected ultralytics, alphapose-file, "
                         "coco-file or persons-table")

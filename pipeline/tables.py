@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipeline.errors import UserError
+from pipeline.errors import UserError, quote_name
 
 BOX = [("x1", pa.float32()), ("y1", pa.float32()), ("x2", pa.float32()), ("y2", pa.float32())]
 NUM_KEYPOINTS = 17  # COCO-17 order, (x, y, score) each
@@ -265,6 +265,8 @@ def read_arrow(path: str | Path, name: str) -> pa.Table:
     path = Path(path)
     if not path.exists():
         raise TableError(f"{path}: file not found (table '{name}'; run the stage that writes it)")
+    if not path.is_file():  # pyarrow would read a folder as a dataset of whatever it holds
+        raise TableError(f"{path}: a directory or not a regular file, expected a parquet file (table '{name}')")
     try:
         table = pq.read_table(path)
     except (pa.ArrowInvalid, OSError) as exc:
@@ -287,7 +289,25 @@ def read_arrow(path: str | Path, name: str) -> pa.Table:
                 f"{path}: column '{field.name}' has type {table.schema.field(field.name).type}, "
                 f"expected {field.type} (table '{name}')"
             )
+    _check_unique_key(table, path, name)
     return table.select(schema.names)
+
+
+UNIQUE_KEYS = {"images": "image_id"}  # tables whose key column names each row once
+
+
+def _check_unique_key(table: pa.Table, path: Path, name: str) -> None:
+    """A one-line error when a key column (``UNIQUE_KEYS``) repeats a value (a hand-edited or
+    concatenated table: every stage joining on it would mix two images)."""
+    key = UNIQUE_KEYS.get(name)
+    if key is None or table.num_rows == 0:
+        return
+    counts = pc.value_counts(table.column(key).combine_chunks())
+    repeated = pc.filter(counts, pc.greater(pc.struct_field(counts, "counts"), 1))
+    if len(repeated):
+        first = repeated[0].as_py()
+        raise TableError(f"{path}: {key} {quote_name(first['values'])} appears {first['counts']} times "
+                         f"(table '{name}'; {len(repeated)} repeated value(s)): every {key} must be unique")
 
 
 def _restore_fixed_size(table: pa.Table, field: pa.Field, path: Path, name: str) -> pa.Table:

@@ -441,15 +441,29 @@ def test_a_test_only_dataset(tmp_path):
     assert all(k.startswith("test_") for k in res.summary)
 
 
-def test_truncated_jpeg_caught_only_when_decoding(tmp_path):
+def test_truncated_jpeg_caught_by_default_missed_by_headers_only(tmp_path):
     root = make_hico(tmp_path / "hico")
     path = root / "images" / "train2015" / f"{T3}.jpg"
     Image.effect_noise((256, 256), 60).convert("RGB").save(path, "JPEG")
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
-    assert len(ingest(DatasetConfig(root=root), IngestConfig()).images) == 5
+    assert len(ingest(DatasetConfig(root=root), IngestConfig(decode_images=False)).images) == 5
     with pytest.raises(UserError, match=f"image file images/train2015/{T3}.jpg is not a readable image"):
-        ingest(DatasetConfig(root=root), IngestConfig(decode_images=True))
+        ingest(DatasetConfig(root=root), IngestConfig())
+    res = ingest(DatasetConfig(root=root), IngestConfig(on_corrupt_image="skip"))
+    assert res.summary["train_images_skipped_corrupt"] == 1 and T3 not in set(res.images["image_id"])
+
+
+def test_image_check_reads_in_order_with_threads(tmp_path):
+    from pipeline.readers.image_check import read_sizes
+
+    for i, size in enumerate([(40, 30), (7, 90), (3, 3)] * 30):  # more files than one chunk
+        Image.new("RGB", size).save(tmp_path / f"{i}.jpg")
+    (tmp_path / "bad.png").write_bytes(b"\x89PNG broken")
+    files = [f"{i}.jpg" for i in range(90)] + ["bad.png"]
+    out = read_sizes(tmp_path, files, decode=True, workers=3)
+    assert out["width"].tolist()[:3] == [40, 7, 3] and out["height"].tolist()[88:90] == [90, 3]
+    assert out["error"].iloc[:90].isna().all() and out["width"].iloc[90] == -1 and out["error"].iloc[90]
 
 
 def test_unannotated_images_listed_and_non_images_ignored(tmp_path):

@@ -50,7 +50,8 @@ def dataset(tmp_path_factory) -> tuple[Path, pd.DataFrame]:
 
 
 def config(weights: Path, **overrides: object) -> yolo.UltralyticsConfig:
-    base = dict(weights=str(weights), device="cpu", batch=2, imgsz=64, conf=1e-6, max_det=3, shard_size=2, workers=1)
+    base = dict(weights=str(weights), device="cpu", batch=2, imgsz=64, conf=1e-6, max_det=3, shard_size=2, workers=1,
+                trust_weights=True)  # our own random weights: not an official file
     return yolo.UltralyticsConfig(**{**base, **overrides})
 
 

@@ -110,8 +110,10 @@ def ultralytics_runs(tmp_path_factory, bundle, pose_weights) -> tuple[Path, Path
     ultra = {"imgsz": 64, "conf": 1e-6, "max_det": 3, "workers": 1}
     params.write_text(yaml.safe_dump({"pose": {"ultralytics": ultra}}))
     out1, out2 = root / "out1", root / "out2"
-    summary = run([images], bundle, out1, params, pose_weights=str(pose_weights), attention=True, batch=2)
-    run([images], bundle, out2, params, pose_weights=str(pose_weights), attention=True, batch=2)
+    summary = run([images], bundle, out1, params, pose_weights=str(pose_weights), attention=True, batch=2,
+                  trust_weights=True)
+    run([images], bundle, out2, params, pose_weights=str(pose_weights), attention=True, batch=2,
+        trust_weights=True)
     return out1, out2, summary
 
 

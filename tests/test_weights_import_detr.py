@@ -141,7 +141,7 @@ def test_unrestricted_pickles_and_unfitting_networks_are_refused(setup, tmp_path
     torch.save({"model": {"query_embed.weight": torch.ones(2, D)}, "extra": Payload()}, evil)
     out = tmp_path / "init.pt"
     r = invoke(str(evil), "--params", str(params), "--out", str(out), "--no-verify")
-    assert r.exit_code == 2 and "not a readable weights-only checkpoint" in r.stderr and not out.exists()
+    assert r.exit_code == 2 and "DETR checkpoint refused: it holds objects other than tensors" in r.stderr and not out.exists()
     torch.save({"model": {k: v for k, v in src.items() if k.startswith("transformer.")}}, ckpt)
     wider = tmp_path / "wider.yaml"  # d 24, FFN 48: no transformer tensor fits
     wider.write_text(yaml.safe_dump({"model": TINY | {"hidden_dim": 24, "dim_feedforward": 48}}))

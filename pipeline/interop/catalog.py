@@ -7,12 +7,12 @@ says where each value comes from).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
 from pipeline.errors import UserError
+from pipeline.json_input import read_json
 from pipeline.labels import LABELS_DIR
 
 CATALOG_PATH = LABELS_DIR / "checksums.json"
@@ -63,9 +63,9 @@ def _entry(raw: dict) -> Entry:
 def entries(path: Path = CATALOG_PATH) -> tuple[Entry, ...]:
     """Every entry of the catalog file, in file order."""
     try:
-        raw = json.loads(Path(path).read_text())
-        return tuple(_entry(e) for e in raw["files"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raw = read_json(path, "file catalog")
+        return tuple(_entry(e) for e in raw["files"])  # type: ignore[index]
+    except (ValueError, KeyError, TypeError) as exc:
         raise UserError(f"{path}: cannot read the file catalog ({exc})") from None
 
 

@@ -19,7 +19,6 @@ Formats:
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +30,7 @@ from pipeline.interop import export_hico, vcoco_pickle
 from pipeline.interop import predictions as preds
 from pipeline.interop.image_keys import KeyMap, pattern_map
 from pipeline.interop.pyrepr import loads_repr
+from pipeline.json_input import read_json
 from pipeline.readers.verbs import HicoLabeler
 
 FORMATS = ("qpic", "bpm-binary", "vcoco-pickle", "hico-mat")
@@ -41,12 +41,7 @@ def load_entries(path: Path) -> list:
     if path.suffix in {".pkl", ".pickle"}:
         data = safe_pickle.load(path)
     else:
-        try:
-            data = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise UserError(f"{path}: file not found") from None
-        except ValueError as exc:
-            raise UserError(f"{path}: not valid JSON ({exc})") from None
+        data = read_json(path, "prediction file")
         if isinstance(data, str):  # CDN: a JSON string holding a Python repr
             data = loads_repr(data, str(path))
     if isinstance(data, dict) and "preds" in data:

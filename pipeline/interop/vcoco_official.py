@@ -9,12 +9,12 @@ last flattened role-major: K blocks of N COCO annotation ids, block 0 = the agen
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from pipeline import json_input
 from pipeline.errors import UserError
 
 
@@ -33,12 +33,7 @@ class Action:
 
 
 def read_json(path: Path) -> object:
-    try:
-        return json.loads(Path(path).read_bytes())
-    except FileNotFoundError:
-        raise UserError(f"{path}: file not found") from None
-    except (OSError, ValueError) as exc:
-        raise UserError(f"{path}: not readable JSON ({exc})") from None
+    return json_input.read_json(path)
 
 
 def load_actions(path: Path) -> list[Action]:

@@ -14,7 +14,6 @@ of images) and the per-part APs (pairs ranked by part score k), so it is compute
 
 from __future__ import annotations
 
-import pickle
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline import labels
-from pipeline.errors import UserError
+from pipeline import labels, safe_pickle
+from pipeline.errors import UserError, quote_name
 from pipeline.metrics import ap as apm
 from pipeline.metrics.inputs import (HUMAN_COLS, OBJECT_COLS, ImageIndex, PairGroundTruth, boxes_of,
                                      pair_ground_truth, part_matrix)
@@ -82,16 +81,14 @@ def read_authors_ground_truth(path: Path, index: ImageIndex) -> PairGroundTruth:
     """The authors' ``gt_binary_HICO_DET.pkl`` / ``gt_binary_VCOCO.pkl``: {int image number:
     [n, 8] hx1, hy1, hx2, hy2, ox1, oy1, ox2, oy2}. Our image ids map to those numbers by
     their trailing digits (``HICO_test2015_00000001`` -> 1, COCO file stems -> COCO id)."""
-    try:
-        with open(path, "rb") as fh:
-            raw = pickle.load(fh, encoding="latin1")
-    except (OSError, pickle.UnpicklingError, EOFError) as exc:
-        raise UserError(f"{path}: cannot read interactiveness ground truth ({exc})") from None
+    raw = safe_pickle.load(path)  # restricted: a downloaded file runs no code
+    if not isinstance(raw, dict):
+        raise UserError(f"{path}: expected a dict {{image number: [n, 8] boxes}}, found {type(raw).__name__}")
     number = {int(m.group(1)): code for code, i in enumerate(index.ids) if (m := re.search(r"(\d+)$", i))}
     image, boxes = [], []
     for key, rows in raw.items():
-        if int(key) in number:
-            rows = np.asarray(rows, dtype=np.float64).reshape(-1, 8)
+        if _image_number(key, path) in number:
+            rows = _box_rows(rows, path, key)
             image.append(np.full(len(rows), number[int(key)]))
             boxes.append(rows)
     if not boxes:
@@ -146,4 +143,25 @@ def evaluate_interactiveness(dets: PairScores, gt: PairGroundTruth, n_images: in
         out[f"not_{name}"] = ev.ap(images=~flag, curve_points=curve_points)
     for k, name in enumerate(part_names):
         out[f"part/{name}"] = ev.ap(score=dets.parts[:, k], curve_points=curve_points)
+    return out
+
+
+def _image_number(key: object, path: Path) -> int:
+    """A ground-truth key as an image number (int, or digits in a string)."""
+    if isinstance(key, bool) or not isinstance(key, (int, str, bytes)):
+        raise UserError(f"{path}: image key {quote_name(key)} is not an image number")
+    try:
+        return int(key)
+    except ValueError:
+        raise UserError(f"{path}: image key {quote_name(key)} is not an image number") from None
+
+
+def _box_rows(rows: object, path: Path, key: object) -> np.ndarray:
+    """One image's ground-truth pairs as finite [n, 8] float64 (hx1, hy1, hx2, hy2, ox1, ...)."""
+    try:
+        out = np.asarray(rows, dtype=np.float64).reshape(-1, 8)
+    except (TypeError, ValueError):
+        raise UserError(f"{path}: image {quote_name(key)}: boxes are not rows of 8 numbers") from None
+    if not np.isfinite(out).all():
+        raise UserError(f"{path}: image {quote_name(key)}: non-finite box coordinates")
     return out

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ import pandas as pd
 
 from pipeline import labels
 from pipeline.errors import UserError
+from pipeline.json_input import read_json
 from pipeline.metrics.inputs import HUMAN_COLS, OBJECT_COLS, boxes_of
 
 N_ROLE_SLOTS = 2  # at most two roles per action (hit, eat, cut)
@@ -82,7 +82,7 @@ def load_vcoco_ground_truth(root: Path, split: str = "test") -> VcocoGroundTruth
 
     with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
         coco = COCO(str(coco_file))
-    vsrl = json.loads(vsrl_file.read_text())
+    vsrl = read_json(vsrl_file, "V-COCO annotation file")
     image_ids = np.unique(np.loadtxt(split_file, dtype=np.int64, ndmin=1))
     actions = tuple(a["action_name"] for a in vsrl)
     roles = tuple(tuple(a["role_name"][1:]) for a in vsrl)

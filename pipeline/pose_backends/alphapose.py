@@ -56,7 +56,7 @@ def read(images: pd.DataFrame, root: Path, cfg: AlphaPoseConfig, counts: Counter
         from pipeline.pose_backends import alphapose_api
 
         alphapose_api.write_results(images, root, cfg, path)
-    index = ImageIndex(images)
+    index = ImageIndex(images, source=str(path))
     raw = entries_to_arrays(
         read_entries(path),
         image_of=lambda key: index.lookup(key, "file"),
@@ -64,5 +64,6 @@ def read(images: pd.DataFrame, root: Path, cfg: AlphaPoseConfig, counts: Counter
         category_id=1,
         counts=counts,
         score_of=detector_score if cfg.score == "detector" else None,
+        source=str(path),
     )
     return to_persons(raw, images, "alphapose", counts)

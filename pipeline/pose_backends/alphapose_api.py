@@ -61,7 +61,9 @@ def write_results(images: pd.DataFrame, root: Path, cfg: AlphaPoseConfig, out: P
                           device=device, tracking=False, min_box_area=0)
     model_cfg = ap.update_config(str(cfg.cfg))
     model = ap.builder.build_sppe(model_cfg.MODEL, preset_cfg=model_cfg.DATA_PRESET)
-    model.load_state_dict(torch.load(str(cfg.checkpoint), map_location=device, weights_only=True))
+    from model.torch_file import read_torch_file
+
+    model.load_state_dict(read_torch_file(cfg.checkpoint, "AlphaPose checkpoint", device))  # type: ignore[arg-type]
     model.to(device).eval()
     transform = ap.SimpleTransform(
         ap.builder.retrieve_dataset(model_cfg.DATASET.TRAIN), scale_factor=0,

@@ -39,13 +39,14 @@ def read(images: pd.DataFrame, root: Path, cfg: CocoConfig, counts: Counter) -> 
     """Persons of ``images`` from every configured COCO result file."""
     parts = []
     for spec in cfg.files:
-        index = ImageIndex(images, spec.split)
+        index = ImageIndex(images, spec.split, source=str(root / spec.path))
         parts.append(entries_to_arrays(
             read_entries(root / spec.path),
             image_of=lambda key, index=index: index.lookup(key, cfg.image_id),
             box_key="bbox",
             category_id=cfg.category_id,
             counts=counts,
+            source=str(root / spec.path),
         ))
     return to_persons(PersonArrays.concat(parts), images, "coco", counts)
 

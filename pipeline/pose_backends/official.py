@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline import safe_pickle
-from pipeline.errors import UserError
+from pipeline.errors import UserError, quote_name
 from pipeline.params import Section
 from pipeline.pose_backends.records import ImageIndex, PersonArrays, keypoints_to_coco17, to_persons
 from pipeline.tables import NUM_PARTS
@@ -63,7 +63,11 @@ def read(images: pd.DataFrame, root: Path, cfg: OfficialConfig, counts: Counter)
             raise UserError(f"{path}: expected a dict keyed by image, got {type(data).__name__}")
         fmt = detect_format(data) if spec.format == "auto" else spec.format
         counts[f"file {spec.path} read as {fmt}"] += 1
-        arrays.append(_read_dict(data, fmt, ImageIndex(images, spec.split), counts))
+        unknown_before = counts["skipped: unknown image id"]
+        arrays.append(_read_dict(data, fmt, ImageIndex(images, spec.split, source=str(path)), counts))
+        if data and counts["skipped: unknown image id"] - unknown_before == len(data):
+            raise UserError(f"{path}: none of its {len(data)} image keys names an image of the dataset "
+                            f"(e.g. {quote_name(next(iter(data)))}): wrong file or split?")
     return to_persons(PersonArrays.concat(arrays), images, "official", counts)
 
 
@@ -142,7 +146,10 @@ def _tin_row(item: object, counts: Counter) -> tuple | None:
         counts["human without part boxes"] += 1
     elif parts is None:
         counts["part boxes ignored: not ten x1..y2 boxes"] += 1
-    return box, np.nan if score is None else score[0], None if kp is None else kp.tolist(), parts
+    if score is None or not np.isfinite(score[0]):
+        counts["bad record: detection score missing or not a finite number"] += 1
+        return None
+    return box, score[0], None if kp is None else kp.tolist(), parts
 
 
 def part_array(value: object) -> np.ndarray | None:

@@ -165,6 +165,11 @@ def to_persons(raw: PersonArrays, images: pd.DataFrame, backend: str, counts: Co
     _count(counts, "box from part boxes", int((keep & no_box & has_parts).sum()))
     _drop(keep, ~np.isfinite(box).all(axis=1), "bad record: no usable box", counts)
 
+    with np.errstate(invalid="ignore"):
+        outside = (raw.score < 0) | (raw.score > 1)
+        kp_outside = ((raw.keypoints[..., 2] < 0) | (raw.keypoints[..., 2] > 1)).any(axis=1)
+    _count(counts, "detection score outside [0, 1]: clipped", int((keep & outside).sum()))
+    _count(counts, "keypoint scores outside [0, 1]: clipped", int((keep & kp_outside).sum()))
     ids = raw.image_id[keep]
     wh = size.reindex(ids).to_numpy(np.float32)
     box = clip_boxes(box[keep], wh[:, 0], wh[:, 1])
@@ -181,7 +186,8 @@ def _frame(raw: PersonArrays, rows: np.ndarray, box: np.ndarray, pos: pd.Series,
     rows, box, ids = rows[order], box[order], ids[order].astype(object)
     kp = raw.keypoints[rows]
     kp[..., 2] = np.clip(kp[..., 2], 0.0, 1.0)
-    # The official files' persons carry no detection score: they are taken as given (1).
+    # Only the official part-box files carry no detection score (readers of formats that have one
+    # drop a missing score, counted): those persons are taken as given (1). Clipping is counted.
     score = np.clip(np.where(np.isnan(raw.score[rows]), 1.0, raw.score[rows]), 0.0, 1.0)
     return pd.DataFrame({
         "image_id": ids,
@@ -231,7 +237,8 @@ class ImageIndex:
     and test (``HICO_train2015_00000001`` and ``HICO_test2015_00000001`` are both 1).
     """
 
-    def __init__(self, images: pd.DataFrame, split: str | None = None) -> None:
+    def __init__(self, images: pd.DataFrame, split: str | None = None, source: str = "pose results") -> None:
+        self.source = source  # the file whose keys are looked up (named in errors)
         if split is not None:
             images = images[images["split"] == split]
         self.image_ids = set(images["image_id"])
@@ -246,11 +253,7 @@ class ImageIndex:
         Raises UserError when the key matches several images (integer ids across splits).
         """
         if mode == "int":
-            try:
-                found = self._by_int.get(int(key))  # type: ignore[arg-type]
-            except (TypeError, ValueError):
-                m = _TRAILING_INT.search(PurePosixPath(str(key)).stem)
-                found = self._by_int.get(int(m.group(1))) if m else None
+            found = self._by_int.get(integer_key(key))
         elif mode == "file":
             found = self._by_name.get(PurePosixPath(str(key)).name)
             if found is None:  # some writers store the stem
@@ -260,10 +263,31 @@ class ImageIndex:
             found = stem if stem in self.image_ids else None
         if found is _AMBIGUOUS:
             raise UserError(
-                f"image key {key!r} matches several images (integer ids repeat across splits): "
-                "give each result file its split in params"
+                f"{self.source}: image key {key!r} matches several images (integer ids repeat across "
+                "splits): give each result file its split in params"
             )
         return found
+
+
+def integer_key(key: object) -> int | None:
+    """An integer image key: an int, an integral float (``3.0``), a string of digits, or a file
+    name ending in digits (``HICO_test2015_00000001.jpg``); None otherwise. ``True``, ``1.7``
+    and ``"1.7"`` are not image 1."""
+    if isinstance(key, bool):
+        return None
+    if isinstance(key, int):
+        return key
+    if isinstance(key, float):
+        return int(key) if key.is_integer() else None
+    if not isinstance(key, str):
+        return None
+    if key.strip().isdigit():
+        return int(key)
+    path = PurePosixPath(key)
+    if path.suffix and not path.suffix[1:].isalpha():  # "1.7": a number, not a file name
+        return None
+    m = _TRAILING_INT.search(path.stem)
+    return int(m.group(1)) if m else None
 
 
 _AMBIGUOUS = "\0ambiguous"

@@ -47,7 +47,9 @@ class UltralyticsConfig(Section):
     device: auto (CUDA ``LOCAL_RANK`` when available, else CPU) | cpu | cuda | cuda:N;
     batch: images per forward pass; imgsz: letterbox side in pixels; conf, iou, max_det:
     ultralytics' detection threshold, NMS IoU and cap per image; half: fp16 (CUDA only);
-    shard_size: images per shard file; workers: image-decoding threads.
+    shard_size: images per shard file; workers: image-decoding threads; trust_weights: load a
+    ``.pt`` that is not a known official file (ultralytics unpickles it: it can run code; see
+    :mod:`pipeline.pose_backends.weights_trust`).
     """
 
     weights: str = "yolo11x-pose.pt"
@@ -60,6 +62,7 @@ class UltralyticsConfig(Section):
     half: bool = False
     shard_size: int = Field(256, gt=0)
     workers: int = Field(2, ge=0)
+    trust_weights: bool = False
 
     def settings(self) -> dict:
         """What determines the results (a change starts fresh shards); device/batch do not."""
@@ -213,6 +216,7 @@ def load_model(cfg: UltralyticsConfig) -> tuple[YOLO, str]:
     from ultralytics import YOLO
 
     weights = resolve_weights(cfg.weights)
+    _vet_weights(weights, cfg)
     try:
         model = YOLO(weights, task="pose")
     except (FileNotFoundError, ConnectionError, OSError, RuntimeError) as exc:
@@ -221,3 +225,24 @@ def load_model(cfg: UltralyticsConfig) -> tuple[YOLO, str]:
             f"{weights} or give a path (official weights download by name only with internet)"
         ) from None
     return model, select_device(cfg.device)
+
+
+def _vet_weights(weights: str, cfg: UltralyticsConfig) -> None:
+    """Download an official name (no loading), then refuse what is not known to be safe to unpickle."""
+    from pipeline.pose_backends import weights_trust as trust
+
+    if cfg.trust_weights or trust.is_architecture(cfg.weights):
+        return
+    trust.check_before_download(cfg.weights, cfg.trust_weights)
+    if not Path(weights).exists() and trust.official_name(cfg.weights) is not None:
+        from ultralytics.utils.downloads import attempt_download_asset
+
+        try:
+            weights = str(attempt_download_asset(weights))
+        except (ConnectionError, OSError, RuntimeError) as exc:
+            raise UserError(f"pose.ultralytics.weights={cfg.weights!r}: download failed ({exc}); put the .pt "
+                            f"file at {weights} or give a path") from None
+    if not Path(weights).exists():
+        raise UserError(f"pose.ultralytics.weights={cfg.weights!r}: {weights} not found, and not an official name "
+                        f"with a known digest ({trust.TABLE.name}); give a local file, or {trust.OPT_IN}")
+    trust.vet(Path(weights), cfg.weights, cfg.trust_weights)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Collection, Mapping
 import numpy as np
 import pandas as pd
 
-from pipeline.errors import UserError
+from pipeline.errors import UserError, quote_name
 from pipeline.labels import PERSON_COCO_ID
 from pipeline.readers.verbs import PAIR_ID_REASONS, PairLabeler
 
@@ -97,7 +97,7 @@ def counts(reasons: np.ndarray, names: tuple[str, ...]) -> dict[str, int]:
 
 
 def record_prefix(source: str, rec: int, file_name: str) -> str:
-    return f"{source}: record {rec} ({file_name})"
+    return f"{source}: record {rec} ({quote_name(file_name)})"
 
 
 def describe_box(row: pd.Series, reason: str, min_size: float, margin: float) -> str:

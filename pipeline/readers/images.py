@@ -1,7 +1,7 @@
 """The image files of a split: which ones exist, and their size from the file header.
 
-Sizes come from PIL's lazy ``Image.open``, which parses the header only (a few KB per file);
-``decode=True`` also decodes the pixels, to catch truncated files at the cost of a full read.
+Sizes (and by default a full decode of every file, in parallel) come from
+:mod:`pipeline.readers.image_check`; ``read_sizes`` is re-exported here for the ingest stage.
 """
 
 from __future__ import annotations
@@ -12,10 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image
-from tqdm import tqdm
 
-from pipeline.errors import UserError
+from pipeline.errors import UserError, quote_name
+from pipeline.readers.image_check import read_sizes  # noqa: F401 - re-exported
 from pipeline.readers.layout import IMAGE_SUFFIXES, SplitLayout
 
 
@@ -64,30 +63,6 @@ def _check_unique_ids(rows: pd.DataFrame, layout: SplitLayout) -> None:
     if dup.any():
         files = rows.loc[dup, "file"].head(2).tolist()
         raise UserError(
-            f"{layout.annotation}: image id '{rows.loc[dup, 'image_id'].iloc[0]}' names two files "
-            f"({files[0]}, {files[1]}); image ids are file stems and must be unique"
+            f"{layout.annotation}: image id '{quote_name(rows.loc[dup, 'image_id'].iloc[0])}' names two files "
+            f"({quote_name(files[0])}, {quote_name(files[1])}); image ids are file stems and must be unique"
         )
-
-
-def read_sizes(root: Path, files: Sequence[str], decode: bool = False) -> pd.DataFrame:
-    """Width and height (pixels) of each file, from its header.
-
-    Returns columns width, height (int64, -1 where unreadable) and error (None, or why the file
-    could not be read), one row per entry of ``files`` (paths relative to ``root``).
-    """
-    width = np.full(len(files), -1, dtype=np.int64)
-    height = np.full(len(files), -1, dtype=np.int64)
-    error: list[str | None] = [None] * len(files)
-    for i, file in enumerate(tqdm(files, desc="ingest: image headers", unit="img", disable=None, leave=False)):
-        try:
-            with Image.open(root / file) as im:
-                width[i], height[i] = im.size
-                if decode:
-                    im.load()
-        except Image.UnidentifiedImageError:
-            width[i] = height[i] = -1
-            error[i] = "not a recognised image file"
-        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-            width[i] = height[i] = -1
-            error[i] = str(exc).split("\n")[0] or type(exc).__name__
-    return pd.DataFrame({"width": width, "height": height, "error": error})

@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.errors import UserError
+from pipeline.errors import UserError, quote_name
+from pipeline.json_input import read_json
 
 INT32_MAX = 2**31 - 1
 PART_LABELS = 6  # body-part groups of ``part_labels`` (pipeline.tables.PART_GROUP_NAMES)
@@ -48,20 +49,7 @@ class RawSplit:
 
 def load_json(path: Path) -> object:
     """Parse ``path``; a missing file or invalid JSON is a one-line UserError with its position."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise UserError(f"{path}: annotation file not found (check dataset.root and dataset.format)") from None
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read ({exc.strerror})") from None
-    try:
-        return json.loads(data)
-    except json.JSONDecodeError as exc:
-        raise UserError(
-            f"{path}: not valid JSON at line {exc.lineno} column {exc.colno} (char {exc.pos}): {exc.msg}"
-        ) from None
-    except UnicodeDecodeError as exc:
-        raise UserError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+    return read_json(path, "annotation file", hint="check dataset.root and dataset.format")
 
 
 def read_split(path: Path) -> RawSplit:
@@ -83,7 +71,7 @@ def check_record(rec: object, where: str) -> None:
     name = rec.get("file_name")
     if not isinstance(name, str) or name.strip() in {"", ".", ".."} or "/" in name or "\\" in name:
         raise UserError(f"{where}: file_name must be a plain file name, found {name!r}")
-    where = f"{where} ({name})"
+    where = f"{where} ({quote_name(name)})"
     scene = rec.get("scene")
     if scene is not None and not (isinstance(scene, str) and scene.strip()):
         raise UserError(f"{where}: 'scene' must be a non-empty string, found {_short(scene)}")
