@@ -3,11 +3,12 @@ section; unknown keys and wrong types are refused with a message naming the key.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Annotated, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 
 from pipeline.errors import UserError
 
@@ -37,6 +38,24 @@ class DatasetConfig(Section):
 
 
 S = TypeVar("S", bound=Section)
+
+_DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+
+
+def check_device(value: str) -> str:
+    """``value`` when it names a device this pipeline runs on: auto | cpu | cuda | cuda:N | mps.
+
+    Exact, lower-case spelling: ``gpu``, ``0`` or ``CUDA`` are refused rather than read as CPU
+    (torch would take some of them, others would silently fall back). ``cuda`` = this rank's
+    GPU (``LOCAL_RANK``), ``cuda:N`` = GPU N exactly; whether it exists is checked when used.
+    """
+    if not isinstance(value, str) or not _DEVICE.fullmatch(value):
+        raise ValueError(f"device {value!r}: expected auto, cpu, cuda, cuda:N (N = GPU index) or mps")
+    return value
+
+
+# A validated device name; a params field or a CLI option declares ``device: Device = "auto"``.
+Device = Annotated[str, AfterValidator(check_device)]
 
 
 def load(path: str | Path = DEFAULT_PARAMS) -> dict:

@@ -209,14 +209,15 @@ class Networks:
 
 
 def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"--device {device}: CUDA is not available on this machine (use cpu)")
+    """``--device`` checked (pipeline.params.check_device) and resolved (cuda:N honoured)."""
+    from model.distributed import pick_device
+    from pipeline.params import check_device
+
     try:
-        return torch.device(device)
-    except RuntimeError:
-        raise UserError(f"--device {device!r}: expected auto, cpu, cuda or cuda:N") from None
+        check_device(device)
+    except ValueError as exc:
+        raise UserError(f"--device: {exc}") from None
+    return pick_device(device)
 
 
 def load_networks(path: Path, device: torch.device) -> Networks:

@@ -41,6 +41,7 @@ from model.validate import validate_stage1, validate_stage2
 from pipeline import params as P
 from pipeline import tables
 from pipeline.errors import UserError
+from pipeline.params import Device
 
 
 class StageSchedule(P.Section):
@@ -89,7 +90,7 @@ class TrainConfig(P.Section):
     checkpoint_every: int = Field(250, ge=0)  # iterations; 0 = once per sampler epoch
     log_every: int = Field(10, ge=1)
     amp: bool = True  # CUDA only
-    device: str = "auto"  # auto | cpu | cuda
+    device: Device = "auto"  # auto | cpu | cuda | cuda:N | mps (pipeline.params.check_device)
     num_workers: int = Field(0, ge=0)
     threads: int | None = Field(None, ge=1)  # torch CPU threads; None = torch's default
     find_unused_parameters: bool = False
