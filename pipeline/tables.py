@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from pipeline import runlog
 from pipeline.errors import UserError
 
 BOX = [("x1", pa.float32()), ("y1", pa.float32()), ("x2", pa.float32()), ("y2", pa.float32())]
@@ -262,6 +263,7 @@ def read_arrow(path: str | Path, name: str) -> pa.Table:
                 f"{path}: column '{field.name}' has type {table.schema.field(field.name).type}, "
                 f"expected {field.type} (table '{name}')"
             )
+    runlog.note_read(path, table.num_rows, name)
     return table.select(schema.names)
 
 
