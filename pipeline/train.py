@@ -41,6 +41,7 @@ from model.validate import validate_stage1, validate_stage2
 from pipeline import params as P
 from pipeline import tables
 from pipeline.errors import UserError
+from pipeline.numbers import points
 from pipeline.params import Device
 
 
@@ -217,5 +218,5 @@ def _run(cfg, mcfg, ds, seed, ctx, stage, resume, processed, models, reports) ->
         tables.write_json(summary, reports / f"train_stage{stage}.json")
         best = summary["best"]
         print(f"train stage {stage}: done, {summary['iterations']} iterations in {summary['seconds']:.0f} s; "
-              f"selected {run_.best_path} (val {best['metric']} {best['value']} @ {best['iteration']})")
+              f"selected {run_.best_path} (val {best['metric']} {points(best['value'])} % @ {best['iteration']})")
     return summary

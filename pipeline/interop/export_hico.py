@@ -106,7 +106,10 @@ def export(frame: pd.DataFrame, image_ids: list[str], out_dir: Path, cap: int = 
     if shift not in SHIFTS:
         raise UserError(f"shift must be one of {sorted(SHIFTS)}, not '{shift}'")
     rows, counts = detection_rows(frame, image_ids, cap, round_boxes, shift)
-    for k, (_, hois) in enumerate(object_blocks(), start=1):
+    from pipeline.progress import bar
+
+    for k, (_, hois) in enumerate(bar(object_blocks(), desc="export: detections_XX.mat", unit="file", leave=False),
+                                  start=1):
         write_mat(out_dir / f"detections_{k:02d}.mat", cells(rows, hois, len(image_ids)))
     counts["images"] = len(image_ids)
     return counts
