@@ -44,6 +44,7 @@ from pipeline.errors import UserError
 from pipeline.image_input import ImageError, LoadedImage, Source, discover, load_image
 from pipeline.parts import PartsConfig
 from pipeline.progress import bar
+from pipeline.runlog import note, run_log
 from pipeline.predict_select import check_filters, run_folder, select_triplets
 from pipeline.pose_backends.records import PersonArrays, to_persons
 from pipeline.predict_render import Attention, ImageResult, attention_png, detection_png, result_entry, save_png
@@ -453,11 +454,13 @@ def run(inputs: Sequence[Path], bundle: Path, out: Path, options: PredictOptions
     out = run_folder(Path(out), exist_ok)
     ctx = Context(nets, pose, _parts_params(params_path), options, out, pose_counts)
     results = [ImageResult(Source(m.stem, m), "error", f"{m}: no such file or folder") for m in missing]
-    with bar(total=len(sources), desc="predict", unit="img") as progress:
-        for chunk in chunks(sources, options.batch):
-            results += process(chunk, ctx)
-            progress.update(len(chunk))
-    summary = write_outputs(out, results, nets, bundle, options, ctx.pose_counts)
+    with run_log(out / "predict.log", [out], out / "predictions.json"):
+        note(f"{len(sources)} image file(s), bundle {bundle}, pose {options.pose_backend}, device {device}")
+        with bar(total=len(sources), desc="predict", unit="img") as progress:
+            for chunk in chunks(sources, options.batch):
+                results += process(chunk, ctx)
+                progress.update(len(chunk))
+        summary = write_outputs(out, results, nets, bundle, options, ctx.pose_counts)
     report(summary, results, device, out)
     return {**summary, "out": str(out)}
 
