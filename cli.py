@@ -220,8 +220,10 @@ class ReportFormat(str, Enum):
 
 
 class ReportName(str, Enum):
+    all = "all"
     splits = "splits"
     distribution = "distribution"
+    crowd = "crowd"
     hoi = "hoi"
 
 
@@ -233,9 +235,11 @@ def inspect_scenes(
     group_by: Annotated[list[str] | None, typer.Option("--group-by", help="Scenes column to group by (repeatable; default split).")] = None,
     query: Annotated[str | None, typer.Option(help="pandas query filtering the scenes rows, e.g. \"split == 'test' and persons >= 3\".")] = None,
     format: Annotated[ReportFormat, typer.Option("--format", help="Output format.")] = ReportFormat.table,
-    hist: Annotated[Path | None, typer.Option(help="Folder to write PNG histograms to.")] = None,
+    hist: Annotated[Path | None, typer.Option(help="Folder for the figures only (PDF, SVG, PNG).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Folder for the figures, the tables as CSV and the one-page scene report (scene_report.pdf/.svg/.png).")] = None,
+    params: Annotated[Path, typer.Option("--params", help="params.yaml whose scenes thresholds the figures draw.")] = Path("params.yaml"),
     top: Annotated[int, typer.Option(min=1, help="HOI categories per group in the hoi report.")] = 10,
-    report: Annotated[list[ReportName] | None, typer.Option("--report", help="Report to show (repeatable; default all).")] = None,
+    report: Annotated[list[ReportName] | None, typer.Option("--report", help="Report to show (repeatable; default: all).")] = None,
 ) -> None:
     """Statistics and figures of the scenes table: what a crowded-scene study reports.
 
@@ -251,7 +255,7 @@ def inspect_scenes(
     from pipeline import scene_report
 
     names = [r.value for r in report] if report else None
-    scene_report.run(scenes, pairs, group_by, query, format.value, hist, top, names)
+    scene_report.run(scenes, pairs, group_by, query, format.value, hist, top, names, out, params)
 
 
 @app.command(rich_help_panel=STAGES)
