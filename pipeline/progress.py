@@ -22,6 +22,9 @@ def set_verbosity(level: int) -> None:
                         format="%(levelname)s %(name)s: %(message)s")
     if level < 0:
         os.environ["TQDM_DISABLE"] = "1"  # bars of libraries (ultralytics, dvclive) too
+        VERBOSITY["env"] = 1
+    elif VERBOSITY.pop("env", 0):  # a later command in the same process (tests) gets bars back
+        os.environ.pop("TQDM_DISABLE", None)
 
 
 def quiet() -> bool:
