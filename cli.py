@@ -69,7 +69,7 @@ def _version(value: bool) -> None:
 @app.callback()
 def main_options(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars; warnings and results only.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars; logging at warning level (the commands still print their results).")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging, and a traceback with each error.")] = False,
 ) -> None:
     """Options before the command apply to every command: python cli.py -q evaluate."""
