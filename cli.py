@@ -707,8 +707,9 @@ def show(
 def _evaluate_log(kw: dict) -> tuple[Path, list[Path], Path | None]:
     imported = kw.get("predictions") is not None or kw.get("pair_predictions") is not None
     out = kw.get("out") or Path("reports/evaluate-imported" if imported else "reports/evaluate")
-    return Path("reports/logs") / ("evaluate-imported.log" if imported else "evaluate.log"), \
-        [out] if imported else [out, kw["metrics"]], None
+    if imported:  # METRICS is only read then
+        return out / "evaluate.log", [out], None
+    return kw["metrics"].parent / "logs" / "evaluate.log", [out, kw["metrics"]], None
 
 
 @app.command(rich_help_panel=STAGES)

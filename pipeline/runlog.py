@@ -12,6 +12,7 @@ run keeps its log up to the failure); a new run of the same command replaces it.
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import sys
 import time
@@ -87,6 +88,9 @@ def run_log(log: Path, outputs: Sequence[Path] = (), report: Path | None = None)
     outcome (done / failed: the error's first line) with the elapsed seconds."""
     global _current
     start = time.time()
+    rank = int(os.environ.get("RANK", "0"))
+    if rank:  # torchrun: one log per process, rank 0's under the plain name
+        log = log.with_name(f"{log.stem}.rank{rank}{log.suffix}")
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("w") as stream:
         current = RunLog(stream, start)
