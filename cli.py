@@ -100,7 +100,8 @@ def user_errors(fn: F) -> F:
 
 def logged(where: Callable[[dict], tuple[Path, list[Path], Path | None]]) -> Callable[[F], F]:
     """Write a log of the command's run (pipeline/runlog.py); ``where(kwargs)`` gives the log
-    file, the outputs whose written files are listed and the report JSON whose skips are."""
+    file (None: no log), the outputs whose written files are listed and the report JSON whose
+    skips are."""
 
     def decorate(fn: F) -> F:
         @functools.wraps(fn)
@@ -108,6 +109,8 @@ def logged(where: Callable[[dict], tuple[Path, list[Path], Path | None]]) -> Cal
             from pipeline.runlog import run_log
 
             log, outputs, report = where(kwargs)
+            if log is None:
+                return fn(*args, **kwargs)
             with run_log(log, outputs, report):
                 return fn(*args, **kwargs)
 
@@ -704,11 +707,11 @@ def show(
     stage.run(image_id, split.value if split else None, augment, seed, params, data, out)
 
 
-def _evaluate_log(kw: dict) -> tuple[Path, list[Path], Path | None]:
+def _evaluate_log(kw: dict) -> tuple[Path | None, list[Path], Path | None]:
     imported = kw.get("predictions") is not None or kw.get("pair_predictions") is not None
-    out = kw.get("out") or Path("reports/evaluate-imported" if imported else "reports/evaluate")
-    if imported:  # METRICS is only read then
-        return out / "evaluate.log", [out], None
+    out = kw.get("out") or Path("reports/evaluate")
+    if imported:  # no log: scoring other files must leave every stage folder untouched, OUT may be refused
+        return None, [], None
     return kw["metrics"].parent / "logs" / "evaluate.log", [out, kw["metrics"]], None
 
 
