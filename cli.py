@@ -111,12 +111,22 @@ def logged(where: Callable[[dict], tuple[Path, list[Path], Path | None]]) -> Cal
             log, outputs, report = where(kwargs)
             if log is None:
                 return fn(*args, **kwargs)
-            with run_log(log, outputs, report):
+            with run_log(log, outputs, report, command_line(fn.__name__, kwargs)):
                 return fn(*args, **kwargs)
 
         return wrapper  # type: ignore[return-value]
 
     return decorate
+
+
+def command_line(name: str, kwargs: dict) -> str:
+    """The command and every option value it ran with (defaults included), for the run log."""
+    import click
+
+    ctx = click.get_current_context(silent=True)
+    path = ctx.command_path if ctx is not None else name
+    shown = (f"--{k.replace('_', '-')} {getattr(v, 'value', v)}" for k, v in kwargs.items() if v is not None)
+    return " ".join([path, *shown])
 
 
 def stage_log(name: str, *outputs: str, report: str | None = "report") -> Callable[[dict], tuple[Path, list[Path], Path | None]]:

@@ -454,7 +454,8 @@ def run(inputs: Sequence[Path], bundle: Path, out: Path, options: PredictOptions
     out = run_folder(Path(out), exist_ok)
     ctx = Context(nets, pose, _parts_params(params_path), options, out, pose_counts)
     results = [ImageResult(Source(m.stem, m), "error", f"{m}: no such file or folder") for m in missing]
-    with run_log(out / "predict.log", [out], out / "predictions.json"):
+    command = f"predict {' '.join(map(str, inputs))} --checkpoint {bundle} --out {out} ({options})"
+    with run_log(out / "predict.log", [out], out / "predictions.json", command):
         note(f"{len(sources)} image file(s), bundle {bundle}, pose {options.pose_backend}, device {device}")
         with bar(total=len(sources), desc="predict", unit="img") as progress:
             for chunk in chunks(sources, options.batch):

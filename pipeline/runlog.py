@@ -82,8 +82,10 @@ def skip_counts(report: Path) -> dict[str, int]:
 
 
 @contextmanager
-def run_log(log: Path, outputs: Sequence[Path] = (), report: Path | None = None) -> Iterator[RunLog]:
-    """Log the run of the enclosed block to ``log``: command line at the start, reads as they
+def run_log(log: Path, outputs: Sequence[Path] = (), report: Path | None = None,
+            command: str | None = None) -> Iterator[RunLog]:
+    """Log the run of the enclosed block to ``log``: ``command`` (default: the process's command
+    line) at the start, reads as they
     happen, then the files written under ``outputs``, the skip counts of ``report`` and the
     outcome (done / failed: the error's first line) with the elapsed seconds."""
     global _current
@@ -95,7 +97,7 @@ def run_log(log: Path, outputs: Sequence[Path] = (), report: Path | None = None)
     with log.open("w") as stream:
         current = RunLog(stream, start)
         outer, _current = _current, current
-        current.line("command: " + shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]))
+        current.line("command: " + (command or shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])))
         try:
             yield current
         except BaseException as exc:

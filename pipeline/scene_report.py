@@ -1,5 +1,5 @@
 """The ``inspect`` command: the questions a researcher asks the scenes table first, as tables
-(rich, CSV or JSON) and optional PNG histograms.
+(rich, CSV or JSON), figures and a one-page report (:mod:`pipeline.scene_figures`).
 
 Reports (each computed on the scenes rows left by ``--query``, grouped by ``--group-by``):
 
