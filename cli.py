@@ -2,7 +2,10 @@
 
 This module only parses arguments and calls the stage's ``run()``; the work lives in
 ``pipeline/`` and ``model/``. A user's data or configuration mistake (``UserError``) is printed
-as one line and exits with status 2.
+as one line and exits with status 2. Each stage command writes a log of its run
+(reports/logs/STAGE.log: command, tables read, files written, skips, times; pipeline/runlog.py).
+
+Help texts are Rich markup: a literal ``[`` must be written ``\\[``.
 """
 
 from __future__ import annotations
@@ -15,11 +18,31 @@ from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
+from typer.core import TyperGroup
 
 from pipeline.errors import UserError, one_line
 
+STAGES = "Pipeline stages (dvc.yaml order)"
+ANALYSIS = "Inference and analysis"
+TOOLS = "Data and weights tools"
+# the order of `--help`: the pipeline's stages as dvc.yaml runs them, then the rest
+ORDER = ("synth", "ingest", "pose", "parts", "scenes", "train", "bundle", "evaluate",
+         "predict", "inspect", "show", "ablate", "data", "weights")
+
+
+class OrderedGroup(TyperGroup):
+    """Commands listed in ORDER (others after them, as registered), not in definition order."""
+
+    def list_commands(self, ctx) -> list[str]:
+        names = list(self.commands)
+        return sorted(names, key=lambda n: (ORDER.index(n) if n in ORDER else len(ORDER), names.index(n)))
+
+
 app = typer.Typer(
-    help="BPM: body-part interactiveness HOI detection, stage by stage (see README.md).",
+    cls=OrderedGroup,
+    help="BPM: body-part interactiveness HOI detection, stage by stage (see README.md).\n\n"
+         "Examples: dvc repro (every stage, as dvc.yaml declares them); "
+         "python cli.py -q train --stage 1 (one stage, no progress bars).",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -29,22 +52,111 @@ ParamsOpt = Annotated[Path, typer.Option("--params", help="params.yaml to read t
 F = TypeVar("F", bound=Callable)
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"bpm-hoi {version('bpm-hoi')}")
+        except PackageNotFoundError:  # run from a checkout that is not pip-installed
+            import tomllib
+
+            meta = tomllib.loads((Path(__file__).parent / "pyproject.toml").read_text())["project"]
+            typer.echo(f"{meta['name']} {meta['version']}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars; logging at warning level (the commands still print their results).")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging, and a traceback with each error.")] = False,
+) -> None:
+    """Options before the command apply to every command: python cli.py -q evaluate."""
+    from pipeline.progress import set_verbosity
+
+    set_verbosity(-1 if quiet else 1 if verbose else 0)
+
+
 def user_errors(fn: F) -> F:
-    """Turn a UserError into one line on stderr and exit status 2."""
+    """Turn a UserError into one line on stderr and exit status 2 (-v: with its traceback)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except UserError as exc:
+            from pipeline.progress import verbose
+
+            if verbose():
+                import traceback
+
+                traceback.print_exc()
             typer.echo(f"error: {one_line(str(exc))}", err=True)  # exactly one line, whatever the data
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
 
 
-@app.command()
+def logged(where: Callable[[dict], tuple[Path, list[Path], Path | None]]) -> Callable[[F], F]:
+    """Write a log of the command's run (pipeline/runlog.py); ``where(kwargs)`` gives the log
+    file (None: no log), the outputs whose written files are listed and the report JSON whose
+    skips are."""
+
+    def decorate(fn: F) -> F:
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            from pipeline.runlog import run_log
+
+            log, outputs, report = where(kwargs)
+            if log is None:
+                return fn(*args, **kwargs)
+            with run_log(log, outputs, report, command_line(fn.__name__, kwargs)):
+                return fn(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def command_line(name: str, kwargs: dict) -> str:
+    """The command and every option value it ran with (defaults included), for the run log."""
+    import click
+
+    ctx = click.get_current_context(silent=True)
+    path = ctx.command_path if ctx is not None else name
+    shown = (f"--{k.replace('_', '-')} {getattr(v, 'value', v)}" for k, v in kwargs.items() if v is not None)
+    return " ".join([path, *shown])
+
+
+def stage_log(name: str, *outputs: str, report: str | None = "report") -> Callable[[dict], tuple[Path, list[Path], Path | None]]:
+    """reports/logs/NAME.log (beside REPORT's folder when the command has a --report), listing
+    what was written under the options named in ``outputs``."""
+
+    def where(kw: dict) -> tuple[Path, list[Path], Path | None]:
+        rep = kw.get(report) if report else None
+        folder = (rep.parent if rep is not None else Path("reports")) / "logs"
+        return folder / f"{name}.log", [kw[o] for o in outputs if kw.get(o) is not None], rep
+
+    return where
+
+
+def check_device(value: str) -> str:
+    """--device checked as params' devices are (pipeline.params.check_device)."""
+    from pipeline.params import check_device as check
+
+    try:
+        return check(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+DeviceOpt = Annotated[str, typer.Option(callback=check_device, help="auto | cpu | cuda | cuda:N | mps (pose and model).")]
+
+
+@app.command(rich_help_panel=STAGES)
 @user_errors
+@logged(stage_log("synth", "out", report=None))
 def synth(
     params: ParamsOpt = Path("params.yaml"),
     out: Annotated[Path, typer.Option(help="Output folder of the synthetic dataset.")] = Path("data/raw/synthetic"),
@@ -55,14 +167,19 @@ def synth(
     formats of the real datasets: OUT/hico_20160224_det (PPDM/QPIC HICO-DET files),
     OUT/v-coco (QPIC V-COCO files plus the official V-COCO evaluation files), each with a
     simulated AlphaPose result file (alphapose-results.json).
+
+    Examples:
+      python cli.py synth
+      python cli.py synth --out /tmp/synthetic --params my-params.yaml
     """
     from pipeline import synth as stage
 
     stage.run(params, out)
 
 
-@app.command()
+@app.command(rich_help_panel=STAGES)
 @user_errors
+@logged(stage_log("ingest", "out", "report"))
 def ingest(
     params: ParamsOpt = Path("params.yaml"),
     out: Annotated[Path, typer.Option(help="Folder for the parquet tables.")] = Path("data/processed"),
@@ -73,25 +190,36 @@ def ingest(
     Inputs: a HICO-DET (PPDM/QPIC json) or V-COCO (QPIC json) directory, real or synthetic.
     Outputs: OUT/images.parquet, OUT/instances.parquet, OUT/pairs.parquet and REPORT
     (records read, written, skipped by reason). Params: dataset, ingest.
+
+    Examples:
+      python cli.py ingest
+      dvc exp run -S dataset.format=v-coco -S dataset.root=data/raw/v-coco ingest
     """
     from pipeline import ingest as stage
 
     stage.run(params, out, report)
 
 
-@app.command()
+@app.command(rich_help_panel=STAGES)
 @user_errors
+@logged(stage_log("scenes", "out", "report"))
 def scenes(
     params: ParamsOpt = Path("params.yaml"),
     data: Annotated[Path, typer.Option(help="Folder of the input tables.")] = Path("data/processed"),
     out: Annotated[Path, typer.Option(help="Scenes table to write.")] = Path("data/processed/scenes.parquet"),
     report: Annotated[Path, typer.Option(help="Summary JSON (DVC metrics).")] = Path("reports/scenes.json"),
 ) -> None:
-    """Per-image scene statistics, the sparse/crowded, normal/tiny and less/more-occlusion
-    splits, and the sparsity-adaptive sampling weights (params: scenes, train.alpha).
+    """Per-image scene statistics, hard-case splits and sampling weights (params: scenes, train.alpha).
+
+    The sparse/crowded, normal/tiny and less/more-occlusion splits, and the sparsity-adaptive
+    sampling weights.
 
     Inputs: DATA/{images,instances,pairs,persons,parts}.parquet. Outputs: OUT (one row per
     image) and REPORT (counts and shares per split, flat keys like test/crowded/share).
+
+    Examples:
+      python cli.py scenes
+      dvc exp run -S scenes.crowded_persons=3 scenes
     """
     from pipeline import scenes as stage
 
@@ -105,12 +233,14 @@ class ReportFormat(str, Enum):
 
 
 class ReportName(str, Enum):
+    all = "all"
     splits = "splits"
     distribution = "distribution"
+    crowd = "crowd"
     hoi = "hoi"
 
 
-@app.command("inspect")
+@app.command("inspect", rich_help_panel=ANALYSIS)
 @user_errors
 def inspect_scenes(
     scenes: Annotated[Path, typer.Option(help="Scenes table.")] = Path("data/processed/scenes.parquet"),
@@ -118,21 +248,32 @@ def inspect_scenes(
     group_by: Annotated[list[str] | None, typer.Option("--group-by", help="Scenes column to group by (repeatable; default split).")] = None,
     query: Annotated[str | None, typer.Option(help="pandas query filtering the scenes rows, e.g. \"split == 'test' and persons >= 3\".")] = None,
     format: Annotated[ReportFormat, typer.Option("--format", help="Output format.")] = ReportFormat.table,
-    hist: Annotated[Path | None, typer.Option(help="Folder to write PNG histograms to.")] = None,
+    hist: Annotated[Path | None, typer.Option(help="Folder for the figures only (PDF, SVG, PNG).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Folder for the figures, the tables as CSV and the one-page scene report (scene_report.pdf/.svg/.png).")] = None,
+    params: Annotated[Path, typer.Option("--params", help="params.yaml whose scenes thresholds the figures draw.")] = Path("params.yaml"),
     top: Annotated[int, typer.Option(min=1, help="HOI categories per group in the hoi report.")] = 10,
-    report: Annotated[list[ReportName] | None, typer.Option("--report", help="Report to show (repeatable; default all).")] = None,
+    report: Annotated[list[ReportName] | None, typer.Option("--report", help="Report to show (repeatable; default: all).")] = None,
 ) -> None:
-    """Statistics of the scenes table: crowded / tiny / occluded images per split, persons and
-    interactive pairs per image in sparse vs crowded scenes, the most frequent HOI categories
-    in crowded scenes. CSV with several reports: '# report: NAME' blocks."""
+    """Statistics and figures of the scenes table: what a crowded-scene study reports.
+
+    Crowded / tiny / occluded images per split, persons and interactive pairs per image in sparse vs crowded scenes, the most frequent HOI categories
+    in crowded scenes; crowded-scene measures (interactive pairs per person, persons per
+    interactive pair, persons without interaction). CSV with several reports: '# report: NAME'
+    blocks. --out DIR: figures (PDF, SVG, PNG), the tables as CSV and a one-page scene report.
+
+    Examples:
+      python cli.py inspect --report crowd --group-by split --group-by crowded
+      python cli.py inspect --report all --out reports/scene-report
+    """
     from pipeline import scene_report
 
     names = [r.value for r in report] if report else None
-    scene_report.run(scenes, pairs, group_by, query, format.value, hist, top, names)
+    scene_report.run(scenes, pairs, group_by, query, format.value, hist, top, names, out, params)
 
 
-@app.command()
+@app.command(rich_help_panel=STAGES)
 @user_errors
+@logged(stage_log("pose", "out", "shards", "report"))
 def pose(
     params: ParamsOpt = Path("params.yaml"),
     images: Annotated[Path, typer.Option(help="Images table (from ingest).")] = Path("data/processed/images.parquet"),
@@ -146,14 +287,19 @@ def pose(
     Backends (pose.backend): ultralytics (YOLO pose on the images; resumable, and sharded across
     ranks under torchrun), alphapose (alphapose-results.json), coco (COCO keypoint results),
     official (the authors' part-box pickles). Outputs: OUT (one row per person) and REPORT.
+
+    Examples:
+      python cli.py pose
+      torchrun --nproc_per_node 4 cli.py pose --limit 5000
     """
     from pipeline import pose as stage
 
     stage.run(params, images, out, shards, report, limit)
 
 
-@app.command()
+@app.command(rich_help_panel=STAGES)
 @user_errors
+@logged(stage_log("parts", "out", "report"))
 def parts(
     params: ParamsOpt = Path("params.yaml"),
     persons: Annotated[Path, typer.Option(help="Persons table (from pose).")] = Path("data/processed/persons.parquet"),
@@ -166,14 +312,25 @@ def parts(
     HAKE's rule: squares centred on joints, side = torso length x relative size; limb-length
     rule when the torso is unreliable; whole-body box as the fallback. Part boxes given by the
     pose source (official files) are kept. Outputs: OUT (ten rows per person) and REPORT.
+
+    Examples:
+      python cli.py parts
+      dvc exp run -S parts.score_threshold=0.3 parts
     """
     from pipeline import parts as stage
 
     stage.run(params, persons, images, out, report)
 
 
-@app.command()
+def _train_log(kw: dict) -> tuple[Path, list[Path], Path | None]:
+    n, reports = kw["stage"], kw["reports"]
+    return (reports / "logs" / f"train_stage{n}.log", [kw["models"], reports / "train" / f"stage{n}",
+            reports / f"train_stage{n}.json"], reports / f"train_stage{n}.json")
+
+
+@app.command(rich_help_panel=STAGES)
 @user_errors
+@logged(_train_log)
 def train(
     stage: Annotated[int, typer.Option("--stage", min=1, max=2, help="1: boxes + interactiveness; 2: boxes + verbs.")] = 1,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from models/stageN-last.pt (same params).")] = False,
@@ -189,14 +346,19 @@ def train(
     MODELS/stageN.pt (selected on a validation split carved from the training images),
     MODELS/stageN-last.pt (resume state), REPORTS/train/stageN/ (dvclive curves) and
     REPORTS/train_stageN.json. Several processes: torchrun --nproc_per_node K cli.py train.
+
+    Examples:
+      python cli.py train --stage 1
+      torchrun --nproc_per_node 4 cli.py train --stage 2 --resume
     """
     from pipeline import train as stage_
 
     stage_.run(params, stage, resume, data, models, reports)
 
 
-@app.command()
+@app.command(rich_help_panel=STAGES)
 @user_errors
+@logged(stage_log("bundle", "out", "models", "report"))
 def bundle(
     params: ParamsOpt = Path("params.yaml"),
     models: Annotated[Path, typer.Option(help="Folder holding stage1.pt and stage2.pt.")] = Path("models"),
@@ -209,6 +371,10 @@ def bundle(
     NIS's threshold is chosen on the validation images carved from the training split (HICO-DET:
     best HOI mAP; V-COCO: best interactiveness F1). Inputs: MODELS/stage1.pt, MODELS/stage2.pt,
     DATA tables and images. Outputs: OUT and REPORT.
+
+    Examples:
+      python cli.py bundle
+      python cli.py bundle --models runs/exp1/models --out runs/exp1/bundle.pt
     """
     from pipeline import bundle as stage_
 
@@ -219,7 +385,7 @@ data_app = typer.Typer(
     help="Real datasets and other methods' files: verify, fetch, convert, export, import (README, 'Real data').",
     no_args_is_help=True,
 )
-app.add_typer(data_app, name="data")
+app.add_typer(data_app, name="data", rich_help_panel=TOOLS)
 
 
 class DataFormat(str, Enum):
@@ -230,6 +396,22 @@ class DataFormat(str, Enum):
 class BoxShift(str, Enum):
     none = "none"
     minus_one = "minus-one"
+
+
+class FetchSet(str, Enum):
+    hico_det = "hico-det"
+    v_coco = "v-coco"
+    models = "models"
+
+
+class HoiCategory(str, Enum):
+    verb = "verb"
+    hoi = "hoi"
+
+
+class ObjectIds(str, Enum):
+    contiguous = "contiguous"
+    coco = "coco"
 
 
 class PredsFormat(str, Enum):
@@ -257,7 +439,12 @@ def data_verify(
 
     Expected files and folders, image counts per split against the annotations and the official
     figures, known checksums ('unknown, not checked' otherwise), image sizes against the
-    annotations. Prints each problem with its fix; exit status 0 when all is in order."""
+    annotations. Prints each problem with its fix; exit status 0 when all is in order.
+
+    Examples:
+      python cli.py data verify hico-det data/raw/hico_20160224_det
+      python cli.py data verify v-coco data/raw/synthetic/v-coco --no-official --sample 0
+    """
     from pipeline.interop import verify
 
     raise typer.Exit(verify.run(format.value, root, sample, official, decode))
@@ -267,7 +454,7 @@ def data_verify(
 @user_errors
 def data_fetch(
     names: Annotated[list[str] | None, typer.Argument(help="Files to fetch (names from --list).")] = None,
-    dataset: Annotated[str | None, typer.Option(help="Fetch every known file of hico-det | v-coco | models.")] = None,
+    dataset: Annotated[FetchSet | None, typer.Option(help="Fetch every known file of this set.")] = None,
     root: Annotated[Path | None, typer.Option(help="Dataset folder (default data/raw/hico_20160224_det or data/raw/v-coco).")] = None,
     list_files: Annotated[bool, typer.Option("--list", help="List the known files and their sources, then stop.")] = False,
     force: Annotated[bool, typer.Option(help="Replace a present file whose content does not match.")] = False,
@@ -277,7 +464,12 @@ def data_fetch(
 
     An interrupted download continues from its .part file; files are checked against
     data/labels/checksums.json; archives are unpacked. Files without such a source (HICO-DET)
-    are explained instead."""
+    are explained instead.
+
+    Examples:
+      python cli.py data fetch --list
+      python cli.py data fetch --dataset v-coco
+    """
     from pipeline.interop import fetch
 
     if list_files:
@@ -286,7 +478,7 @@ def data_fetch(
         for row in rows:
             typer.echo("".join(f"{v:<{w}}" for v, w in zip(row, widths, strict=False)) + row[3])
         return
-    fetch.run(names or [], dataset, root, force, extract)
+    fetch.run(names or [], dataset.value if dataset else None, root, force, extract)
 
 
 @data_app.command("convert-hico")
@@ -300,7 +492,11 @@ def data_convert_hico(
     """HICO-DET's official .mat files -> the PPDM/QPIC annotation files ingest reads.
 
     anno_bbox.mat (+ anno.mat) -> annotations/trainval_hico.json, test_hico.json,
-    corre_hico.npy and image_labels.parquet (image-level labels, Known Object)."""
+    corre_hico.npy and image_labels.parquet (image-level labels, Known Object).
+
+    Example:
+      python cli.py data convert-hico data/raw/hico_20160224_det
+    """
     from pipeline.interop import hico_convert
 
     anno = anno if anno is not None else (root / "anno.mat" if (root / "anno.mat").exists() else None)
@@ -318,7 +514,11 @@ def data_build_vcoco(
 
     Writes data/instances_vcoco_all_2014.json (as script_pick_annotations.py does),
     annotations/trainval_vcoco.json, test_vcoco.json and corre_vcoco.npy (QPIC's layout).
-    Python 3 only, no compiled helpers."""
+    Python 3 only, no compiled helpers.
+
+    Example:
+      python cli.py data build-vcoco data/raw/v-coco --prior data/raw/v-coco/prior.pickle
+    """
     from pipeline.interop import vcoco_build
 
     vcoco_build.run(root, coco_annotations, prior)
@@ -339,7 +539,12 @@ def data_export_hico_mat(
     """Predictions -> the official HICO-DET MATLAB evaluation input (detections_XX.mat).
 
     ho-rcnn eval_one.m, object mode: per-object all_boxes cell arrays (HOIs x test images),
-    N x 9 [human box, object box, score]; top 19,999 per HOI, rounded, as the usual route."""
+    N x 9 \\[human box, object box, score]; top 19,999 per HOI, rounded, as the usual route.
+
+    Examples:
+      python cli.py data export-hico-mat reports/evaluate/predictions.parquet reports/matlab
+      python cli.py data export-hico-mat preds.parquet out/ --anno-mat anno.mat --shift minus-one
+    """
     from pipeline.interop import export_hico
     from pipeline.interop.image_keys import test_image_ids
 
@@ -358,7 +563,11 @@ def data_export_vcoco(
     """Predictions -> the official V-COCO detection pickle (vsrl_eval.py).
 
     One dict per pair with image_id, person_box, every <action>_agent and <action>_<role> key;
-    pickle protocol 2."""
+    pickle protocol 2.
+
+    Example:
+      python cli.py data export-vcoco reports/evaluate/predictions.parquet reports/vcoco_detections.pkl
+    """
     from pipeline.interop import vcoco_pickle
 
     vcoco_pickle.run(predictions, out)
@@ -375,28 +584,34 @@ def data_import_preds(
     images: ImagesOpt = Path("data/processed/images.parquet"),
     image_list: ImageListOpt = None,
     anno_mat: AnnoMatOpt = None,
-    hoi_category: Annotated[str, typer.Option(help="qpic, HICO-DET: hoi_prediction category_id is a 0-based 'verb' (QPIC, CDN) or 'hoi' index (GEN-VLKT).")] = "verb",
-    object_ids: Annotated[str, typer.Option(help="qpic: object category_id is 'contiguous' (0..79, QPIC/CDN) or 'coco'.")] = "contiguous",
+    hoi_category: Annotated[HoiCategory, typer.Option(help="qpic, HICO-DET: hoi_prediction category_id is a 0-based 'verb' (QPIC, CDN) or 'hoi' index (GEN-VLKT).")] = HoiCategory.verb,
+    object_ids: Annotated[ObjectIds, typer.Option(help="qpic: object category_id is 'contiguous' (0..79, QPIC/CDN) or 'coco'.")] = ObjectIds.contiguous,
     shift: Annotated[BoxShift, typer.Option(help="hico-mat: the shift the files were written with.")] = BoxShift.none,
 ) -> None:
     """Other methods' result files -> our predictions table, for side-by-side scoring.
 
     Pickles are read with the restricted unpickler and CDN's repr dumps are parsed, never
-    evaluated: nothing in a file is executed."""
+    evaluated: nothing in a file is executed.
+
+    Examples:
+      python cli.py data import-preds qpic qpic_preds.json reports/qpic.parquet
+      python cli.py data import-preds bpm-binary bst_result_binary.pkl reports/bpm_pairs.parquet
+    """
     from pipeline.interop import import_preds
     from pipeline.interop.image_keys import test_image_ids
     from pipeline.readers.records import read_split
 
     names = read_split(annotations).records["file_name"].tolist() if annotations else None
     ids = test_image_ids(images, image_list, anno_mat)
-    import_preds.run(format.value, source, out, dataset.value, ids, names, hoi_category, object_ids, shift.value)
+    import_preds.run(format.value, source, out, dataset.value, ids, names, hoi_category.value, object_ids.value,
+                     shift.value)
 
 
 weights_app = typer.Typer(
     help="Initial weights from public checkpoints: COCO DETR-R50 -> model.pretrained (README, 'Real data').",
     no_args_is_help=True,
 )
-app.add_typer(weights_app, name="weights")
+app.add_typer(weights_app, name="weights", rich_help_panel=TOOLS)
 
 
 @weights_app.command("import-detr")
@@ -415,7 +630,11 @@ def weights_import_detr(
     with weights-only loading, maps it onto the stage-1 and stage-2 networks of the params as
     QPIC/CDN do (backbone, input projection, encoder, decoder -> box and verb decoders, first
     N_q queries, bbox head -> human and object heads, class rows of the HOI objects) and writes
-    the mapped tensors atomically to OUT, usable as model.pretrained, with REPORT."""
+    the mapped tensors atomically to OUT, usable as model.pretrained, with REPORT.
+
+    Example:
+      python cli.py weights import-detr models/pretrained/detr-r50-e632da11.pth
+    """
     from pipeline.interop import detr_weights
 
     detr_weights.run(checkpoint, out, report, params, sha256, skip_verify=not verify)
@@ -428,21 +647,25 @@ class PredictPose(str, Enum):
     persons_table = "persons-table"
 
 
-@app.command()
+@app.command(rich_help_panel=ANALYSIS)
 @user_errors
 def predict(
     images: Annotated[list[Path], typer.Argument(help="Image files and/or folders (searched recursively).")],
     checkpoint: Annotated[Path, typer.Option("--checkpoint", help="Inference bundle (both stages + NIS settings).")] = Path("models/bundle.pt"),
-    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("reports/predict"),
+    out: Annotated[Path, typer.Option(help="Output folder; when it holds files, the run goes to OUT2, OUT3, ... (see --exist-ok).")] = Path("reports/predict"),
     pose_backend: Annotated[PredictPose, typer.Option("--pose-backend", help="Where persons and keypoints come from.")] = PredictPose.ultralytics,
     pose_file: Annotated[Path | None, typer.Option("--pose-file", help="Result file of the file backends (AlphaPose / COCO json, persons parquet).")] = None,
     pose_weights: Annotated[str | None, typer.Option("--pose-weights", help="Ultralytics weights (.pt, official name, or .yaml); default params pose.ultralytics.weights.")] = None,
-    device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N (pose and model).")] = "auto",
+    device: DeviceOpt = "auto",
     top: Annotated[int, typer.Option(min=1, help="Triplets drawn per image (the files keep all post-processed ones).")] = 10,
     attention: Annotated[bool, typer.Option("--attention", help="Also draw body-part saliency maps and masked-decoder attention (Fig. 4).")] = False,
     batch: Annotated[int, typer.Option(min=1, help="Images per forward pass.")] = 4,
     max_side: Annotated[int, typer.Option("--max-side", min=64, help="Longer side (px) of the copy given to pose and model; boxes stay in original pixels.")] = 2048,
     trust_weights: Annotated[bool, typer.Option("--trust-weights", help="Load a pose .pt that is not a known official file (ultralytics unpickles it: it can run code).")] = False,
+    conf: Annotated[float, typer.Option("--conf", min=0.0, max=1.0, help="Keep triplets scored at least this (before drawing and writing).")] = 0.0,
+    verb: Annotated[list[str] | None, typer.Option("--verb", help="Keep only triplets with this verb, e.g. ride (repeatable).")] = None,
+    object_: Annotated[list[str] | None, typer.Option("--object", help="Keep only triplets with this object, e.g. bicycle (repeatable).")] = None,
+    exist_ok: Annotated[bool, typer.Option("--exist-ok", help="Write into OUT even when it holds an earlier run, replacing what predict wrote there.")] = False,
     params: ParamsOpt = Path("params.yaml"),
 ) -> None:
     """HOI triplets on any image(s): pose -> part boxes -> both trained networks -> NIS + pair NMS.
@@ -450,37 +673,63 @@ def predict(
     Outputs: OUT/predictions.parquet (predictions schema, boxes in original pixels),
     OUT/predictions.json (per image: status, conversions, detections with names),
     OUT/images/ID.png (top triplets) and with --attention OUT/attention/ID.png. Unreadable
-    files and images without persons are reported and counted, never fatal. Params: pose
-    (ultralytics settings), parts.
+    files and images without persons are reported and counted, never fatal; pose-file
+    entries that match no input are counted as unmatched. OUT/predict.log: the run's log.
+    Params: pose (ultralytics settings), parts.
+
+    Examples:
+      python cli.py predict photos/ --conf 0.3 --verb ride --object horse
+      python cli.py predict a.jpg --pose-backend alphapose-file --pose-file alphapose-results.json
     """
     from pipeline import predict as stage
 
     options = stage.PredictOptions(pose_backend.value, pose_file, pose_weights, device, top, attention, batch, max_side,
-                                   trust_weights=trust_weights)
-    stage.run(images, checkpoint, out, options, params)
+                                   trust_weights=trust_weights, conf=conf, verbs=tuple(verb or ()),
+                                   objects=tuple(object_ or ()))
+    stage.run(images, checkpoint, out, options, params, exist_ok=exist_ok)
 
 
-@app.command()
+class SplitName(str, Enum):
+    train = "train"
+    test = "test"
+
+
+@app.command(rich_help_panel=ANALYSIS)
 @user_errors
 def show(
     image_id: Annotated[str, typer.Argument(help="image_id (file stem) from the images table.")],
-    split: Annotated[str | None, typer.Option(help="Require the image to be in this split (train | test).")] = None,
+    split: Annotated[SplitName | None, typer.Option(help="Require the image to be in this split.")] = None,
     augment: Annotated[bool, typer.Option("--augment/--no-augment", help="Training transforms (random) or the evaluation ones.")] = True,
     seed: Annotated[int, typer.Option(help="Seed of the augmentation draw.")] = 0,
     params: ParamsOpt = Path("params.yaml"),
     data: Annotated[Path, typer.Option(help="Folder of the parquet tables.")] = Path("data/processed"),
     out: Annotated[Path | None, typer.Option(help="PNG to write (default reports/show/IMAGE_ID.png).")] = None,
 ) -> None:
-    """Draw one dataset image as the training data path sees it: annotated pairs with verb
-    names, pose skeletons, the 10 part boxes, and the network input after the transforms with
-    its boxes and the 6 rasterised part masks (params: dataset, train.augment, model)."""
+    """Draw one dataset image as the training data path sees it.
+
+    Annotated pairs with verb names, pose skeletons, the 10 part boxes, and the network input after the transforms with
+    its boxes and the 6 rasterised part masks (params: dataset, train.augment, model).
+
+    Examples:
+      python cli.py show HICO_train2015_00000001
+      python cli.py show HICO_test2015_00000005 --split test --no-augment
+    """
     from pipeline import show as stage
 
-    stage.run(image_id, split, augment, seed, params, data, out)
+    stage.run(image_id, split.value if split else None, augment, seed, params, data, out)
 
 
-@app.command()
+def _evaluate_log(kw: dict) -> tuple[Path | None, list[Path], Path | None]:
+    imported = kw.get("predictions") is not None or kw.get("pair_predictions") is not None
+    out = kw.get("out") or Path("reports/evaluate")
+    if imported:  # no log: scoring other files must leave every stage folder untouched, OUT may be refused
+        return None, [], None
+    return kw["metrics"].parent / "logs" / "evaluate.log", [out, kw["metrics"]], None
+
+
+@app.command(rich_help_panel=STAGES)
 @user_errors
+@logged(_evaluate_log)
 def evaluate(
     params: ParamsOpt = Path("params.yaml"),
     bundle: Annotated[Path, typer.Option(help="Inference bundle (both stages + NIS settings).")] = Path("models/bundle.pt"),
@@ -490,8 +739,9 @@ def evaluate(
     predictions: Annotated[Path | None, typer.Option("--predictions", help="Score this predictions table (e.g. from 'data import-preds') instead of running the bundle.")] = None,
     pair_predictions: Annotated[Path | None, typer.Option("--pair-predictions", help="Pair predictions table ranked by the interactiveness AP (alone: interactiveness AP only).")] = None,
 ) -> None:
-    """Run the bundle on every image of the evaluated split and score it; or, with
-    --predictions / --pair-predictions, score another method's files the same way.
+    """Run the bundle on the evaluated split and score it (or score another method's files).
+
+    With --predictions / --pair-predictions, another method's files are scored the same way.
 
     Inputs: BUNDLE, the images/instances/pairs/parts tables (and scenes.parquet for the
     per-split interactiveness APs). Outputs: OUT/predictions.parquet (after NIS, pair NMS and
@@ -502,6 +752,10 @@ def evaluate(
     bundle is not used and the stage's outputs are untouched: OUT/metrics.json, OUT/report.txt,
     OUT/curves/ and, when METRICS exists, OUT/comparison.csv plus a side-by-side table.
     Params: dataset, evaluate.
+
+    Examples:
+      python cli.py evaluate
+      python cli.py evaluate --predictions reports/qpic.parquet
     """
     if predictions is None and pair_predictions is None:
         from pipeline import evaluate as stage
@@ -532,6 +786,10 @@ def ablate(
     AP on the test split (overall, cross-person, crowded; real vs rolled saliency maps) and
     write REPORTS/ablations.csv, ablations.md (mean, 95 % t-interval, paired difference to
     full) and ablations_selection.csv (part groups selected per verb). No dvc/dvclive needed.
+
+    Examples:
+      python cli.py ablate --jobs 2 --threads 1 --set train.stage1.length=800 --set train.stage1.lr_drop=630
+      python cli.py ablate --arm full --arm no_saliency --seeds 3 --out ablations --collect-only
     """
     from pipeline import ablations
 

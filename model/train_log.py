@@ -14,6 +14,9 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
+from pipeline.numbers import points
+from pipeline.progress import quiet
+
 
 def trim_after(live_dir: Path, iteration: int) -> None:
     """Drop the rows of every dvclive .tsv with a step after ``iteration``."""
@@ -38,7 +41,7 @@ class TrainLog:
             trim_after(live_dir, iteration)
         self.live = Live(str(live_dir), resume=resume, dvcyaml=False, save_dvc_exp=False, report=None)
         tty = sys.stderr.isatty()
-        self.bar = tqdm(total=cfg.iterations, initial=iteration, desc="train", unit="it", disable=not cfg.progress,
+        self.bar = tqdm(total=cfg.iterations, initial=iteration, desc="train", unit="it", disable=not cfg.progress or quiet(),
                         mininterval=0.5 if tty else 30.0, dynamic_ncols=True)
 
     def step(self, it: int, losses: dict[str, float], lrs: list[float]) -> None:
@@ -66,8 +69,8 @@ class TrainLog:
         for k, v in metrics.items():
             self.live.log_metric(f"val/{k}", float(v))
         self.live.make_summary()
-        shown = " ".join(f"{k} {v:.4f}" for k, v in metrics.items())
-        best_s = f"(best {best['value']:.4f} @ {best['iteration']})" if best.get("value") is not None else ""
+        shown = " ".join(f"{k} {points(v)} %" for k, v in metrics.items())
+        best_s = f"(best {points(best['value'])} % @ {best['iteration']})" if best.get("value") is not None else ""
         (self.bar.write if self.bar is not None else print)(f"iteration {it}/{self.cfg.iterations}: {shown} {best_s}")
 
     def close(self) -> None:

@@ -38,7 +38,9 @@ def collect(net: nn.Module, loader: DataLoader, device: torch.device) -> dict[st
     q: dict[str, list] = {k: [] for k in ("img", "boxes", "obj_prob", "obj_label", "int", "verb")}
     g: dict[str, list] = {k: [] for k in ("img", "boxes", "obj_label", "int", "verbs")}
     n = 0
-    for batch in loader:
+    from pipeline.progress import bar
+
+    for batch in bar(loader, desc="validation", unit="batch", leave=False):
         batch = batch.to(device)
         out = net(batch.images, batch.pixel_mask, batch.part_masks)
         B, Q = out["pred_obj_logits"].shape[:2]

@@ -27,6 +27,7 @@ from model.label_space import LabelSpace
 from pipeline import params as P
 from pipeline import tables
 from pipeline.errors import UserError
+from pipeline.numbers import sig
 
 VAL_SPLIT = "val"  # name given to the carved validation images for the tuning call
 PARAMS = ("postprocess",)  # the params keys this stage reads (dvc.yaml lists exactly these)
@@ -45,7 +46,8 @@ def validation_candidates(ck1: dict, ck2: dict, processed: Path, device: torch.d
     t = {n: tables.read(processed / f"{n}.parquet", n) for n in ("images", "instances", "pairs", "parts")}
     root = Path(ck1["dataset"]["root"])
     parts = [build_candidates(o2, o1, sizes, ids, space)
-             for o1, o2, sizes, ids in run_networks({"stage1": ck1, "stage2": ck2}, t, val_ids, root, device)]
+             for o1, o2, sizes, ids in run_networks({"stage1": ck1, "stage2": ck2}, t, val_ids, root, device,
+                                                          desc="bundle: validation")]
     images = t["images"].assign(split=np.where(t["images"]["image_id"].isin(val_ids), VAL_SPLIT, t["images"]["split"]))
     return concat_candidates(parts), space, images, t
 
@@ -125,7 +127,7 @@ def run(params_path: Path, models: Path = Path("models"), processed: Path = Path
         if nis["objective"] == "hoi_map" and tab["threshold"][0] == 0.0:
             summary["val_hoi_map_without_nis"] = tab["objective"][0]
     tables.write_json(summary, report)
-    print(f"bundle: wrote {path} (NIS {nis['mode']}, tau {nis['threshold']} chosen on "
+    print(f"bundle: wrote {path} (NIS {nis['mode']}, tau {sig(nis['threshold'])} chosen on "
           f"{nis.get('val_images', 0)} validation images)")
     return summary
 

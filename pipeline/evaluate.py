@@ -31,7 +31,8 @@ PARAMS = ("dataset", "evaluate")  # the params keys this stage reads (dvc.yaml l
 
 @torch.no_grad()
 def run_networks(bundle: dict, t: dict[str, pd.DataFrame], image_ids: list[str], root: Path,
-                 device: torch.device, batch_size: int = 8) -> Iterator[tuple[dict, dict, torch.Tensor, list[str]]]:
+                 device: torch.device, batch_size: int = 8,
+                 desc: str = "evaluate") -> Iterator[tuple[dict, dict, torch.Tensor, list[str]]]:
     """Both networks of ``bundle`` over ``image_ids`` at evaluation resolution: yields
     (stage-1 outputs, stage-2 outputs, original sizes [B, 2] as (h, w), image ids) per batch."""
     ck1, ck2 = bundle["stage1"], bundle["stage2"]
@@ -42,7 +43,9 @@ def run_networks(bundle: dict, t: dict[str, pd.DataFrame], image_ids: list[str],
     loader = DataLoader(HOIDataset(records, make_transforms(aug, train=False)), batch_size=batch_size,
                         collate_fn=Collate(mcfg.get("stride", 32), mcfg.get("mask_rule", "touch")))
     net1, net2 = network(ck1).to(device), network(ck2).to(device)
-    for batch in loader:
+    from pipeline.progress import bar
+
+    for batch in bar(loader, desc=desc, unit="batch", leave=False):
         batch = batch.to(device)
         o1 = net1(batch.images, batch.pixel_mask, batch.part_masks)
         o2 = net2(batch.images, batch.pixel_mask, batch.part_masks)

@@ -11,11 +11,12 @@ others keep their defaults), so a key no stage declares cannot change a result u
 from __future__ import annotations
 
 from collections.abc import Collection
+import re
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Annotated, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from pipeline.errors import UserError
 
@@ -47,12 +48,31 @@ class DatasetConfig(Section):
     splits: tuple[Literal["train", "test"], ...] = Field(("train", "test"), min_length=1)
 
 
+_DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+
+
+def check_device(value: str) -> str:
+    """``value`` when it names a device this pipeline runs on: auto | cpu | cuda | cuda:N | mps.
+
+    Exact, lower-case spelling: ``gpu``, ``0`` or ``CUDA`` are refused rather than read as CPU
+    (torch would take some of them, others would silently fall back). ``cuda`` = this rank's
+    GPU (``LOCAL_RANK``), ``cuda:N`` = GPU N exactly; whether it exists is checked when used.
+    """
+    if not isinstance(value, str) or not _DEVICE.fullmatch(value):
+        raise ValueError(f"device {value!r}: expected auto, cpu, cuda, cuda:N (N = GPU index) or mps")
+    return value
+
+
+# A validated device name; a params field or a CLI option declares ``device: Device = "auto"``.
+Device = Annotated[str, AfterValidator(check_device)]
+
+
 class RuntimeConfig(Section):
     """``runtime``: how a run uses this machine, not what it computes. No DVC stage declares
     this section, so changing it re-runs nothing. Threads and device change float rounding
     only (as another processor does; README "Reproducibility"); the rest changes nothing."""
 
-    device: str = "auto"  # training: auto | cpu | cuda | cuda:N
+    device: Device = "auto"  # training: auto | cpu | cuda | cuda:N | mps (check_device)
     threads: int | None = Field(None, ge=1)  # torch CPU threads; None = torch's default
     num_workers: int = Field(0, ge=0)  # data-loading processes (0: in the training process)
     progress: bool = True  # progress bar

@@ -24,6 +24,7 @@ loading the inputs lives in :mod:`pipeline.image_input`, drawings and JSON recor
 from __future__ import annotations
 
 import json
+import sys
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -42,6 +43,9 @@ from pipeline import tables
 from pipeline.errors import UserError
 from pipeline.image_input import ImageError, LoadedImage, Source, discover, load_image
 from pipeline.parts import PartsConfig
+from pipeline.progress import bar
+from pipeline.runlog import note, run_log
+from pipeline.predict_select import check_filters, run_folder, select_triplets
 from pipeline.pose_backends.records import PersonArrays, to_persons
 from pipeline.predict_render import Attention, ImageResult, attention_png, detection_png, result_entry, save_png
 
@@ -52,9 +56,11 @@ PoseBackend = Literal["ultralytics", "alphapose-file", "coco-file", "persons-tab
 class PredictOptions:
     """What ``predict`` runs. ``pose_file``: result file of the file backends; ``pose_weights``:
     ultralytics weights (default params pose.ultralytics.weights); ``device``: auto | cpu |
-    cuda | cuda:N (pose and model); ``top``: triplets drawn per image (the files keep every
-    post-processed triplet, the bundle's top-K); ``batch``: images per forward pass;
-    ``max_side``: longer side (px) of the working copy given to pose and model."""
+    cuda | cuda:N | mps (pose and model); ``top``: triplets drawn per image (the files keep
+    every post-processed triplet, the bundle's top-K); ``batch``: images per forward pass;
+    ``max_side``: longer side (px) of the working copy given to pose and model; ``conf``:
+    triplets scored below are dropped; ``verbs`` / ``objects``: keep only triplets with one
+    of these verb / object names (empty: all); both applied before drawing and writing."""
 
     pose_backend: PoseBackend = "ultralytics"
     pose_file: Path | None = None
@@ -65,6 +71,9 @@ class PredictOptions:
     batch: int = 4
     max_side: int = 2048
     trust_weights: bool = False  # load a pose .pt that is not a known official file (it can run code)
+    conf: float = 0.0
+    verbs: tuple[str, ...] = ()
+    objects: tuple[str, ...] = ()
 
 
 # ----------------------------------------------------------------------------- pose
@@ -80,7 +89,13 @@ def ultralytics_pose(weights: str | None, device: str, params_path: Path | None,
     cfg = _pose_params(params_path).ultralytics
     cfg = cfg.model_copy(update={"weights": weights or cfg.weights, "device": device,
                                  "trust_weights": trust or cfg.trust_weights})
-    model, dev = yolo.load_model(cfg)
+    if str(cfg.weights).endswith((".yaml", ".yml")):
+        warn_untrained(cfg.weights)
+    try:
+        model, dev = yolo.load_model(cfg)
+    except UserError as exc:
+        raise UserError(f"{exc}; or skip the pose model: --pose-backend alphapose-file | coco-file | "
+                        "persons-table --pose-file PATH (persons from a result file)") from None
 
     def detect(images: list[LoadedImage], counts: Counter) -> PersonArrays:
         # ultralytics takes numpy images as OpenCV gives them: BGR, contiguous
@@ -90,6 +105,18 @@ def ultralytics_pose(weights: str | None, device: str, params_path: Path | None,
     return detect
 
 
+def warn_untrained(weights: str) -> None:
+    """A model .yaml builds the pose network with random weights: say so, loudly (stderr)."""
+    bar = "!" * 78
+    tqdm.write(f"{bar}\nWARNING: pose weights {weights!r} are a model definition (.yaml): the pose network is\n"
+               f"UNTRAINED (random weights). Persons, keypoints and every triplet below are meaningless.\n"
+               f"Give trained weights (.pt) with --pose-weights, or a pose file (--pose-backend ...-file).\n{bar}",
+               file=sys.stderr)
+
+
+UNMATCHED = "unmatched: pose-file entries matching no input"
+
+
 def file_pose(kind: PoseBackend, path: Path | None, sources: list[Source], counts: Counter) -> PoseFn:
     """Persons from a result file (original px), matched to the inputs by file name (COCO:
     integer ids by the number ending the file stem), scaled to the working copies; what the
@@ -97,6 +124,8 @@ def file_pose(kind: PoseBackend, path: Path | None, sources: list[Source], count
     if path is None:
         raise UserError(f"--pose-backend {kind} needs --pose-file PATH")
     raw = _file_arrays(kind, path, sources, counts)
+    if "skipped: unknown image id" in counts:  # the json readers' name for it
+        counts[UNMATCHED] += counts.pop("skipped: unknown image id")
 
     def detect(images: list[LoadedImage], counts: Counter) -> PersonArrays:
         wanted = {li.source.image_id: li.scale for li in images}
@@ -117,7 +146,10 @@ def _file_arrays(kind: PoseBackend, path: Path, sources: list[Source], counts: C
     ids = [s.image_id for s in sources]
     if kind == "persons-table":
         t = tables.read_arrow(path, "persons")
-        t = t.filter(pd.Series(t.column("image_id").to_pylist()).isin(ids).to_numpy())
+        keep = pd.Series(t.column("image_id").to_pylist()).isin(ids).to_numpy()
+        if (~keep).sum():
+            counts[UNMATCHED] += int((~keep).sum())
+        t = t.filter(keep)
         raw = PersonArrays.empty(t.num_rows)
         raw.image_id[:] = t.column("image_id").to_pylist()
         raw.box[:] = np.stack([t.column(c).to_numpy() for c in ("x1", "y1", "x2", "y2")], 1) if t.num_rows else raw.box
@@ -212,14 +244,15 @@ class Networks:
 
 
 def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"--device {device}: CUDA is not available on this machine (use cpu)")
+    """``--device`` checked (pipeline.params.check_device) and resolved (cuda:N honoured)."""
+    from model.distributed import pick_device
+    from pipeline.params import check_device
+
     try:
-        return torch.device(device)
-    except RuntimeError:
-        raise UserError(f"--device {device!r}: expected auto, cpu, cuda or cuda:N") from None
+        check_device(device)
+    except ValueError as exc:
+        raise UserError(f"--device: {exc}") from None
+    return pick_device(device)
 
 
 def load_networks(path: Path, device: torch.device) -> Networks:
@@ -334,24 +367,30 @@ def process(chunk: list[Source], ctx: Context) -> list[ImageResult]:
             tqdm.write(f"predict: skipped {exc}")
     if loaded:
         raw = ctx.pose(loaded, ctx.pose_counts)
+        in_file = set(raw.image_id.astype(str)) if ctx.options.pose_backend != "ultralytics" else None
         persons = persons_and_parts(raw, loaded, ctx.parts_cfg, ctx.options.pose_backend, ctx.pose_counts)
         busy = [li for li in loaded if len(persons[li.source.image_id].boxes)]
         frame, att = (tables.empty("predictions"), {})
         if busy:  # images without a person skip the networks: no detections by definition
             frame, att = infer(ctx.nets, busy, persons, ctx.options.attention)
+            frame = select_triplets(frame, ctx.nets.fmt, ctx.options)
         by_image = dict(tuple(frame.groupby("image_id", sort=False))) if len(frame) else {}
         for li in loaded:
-            results[li.source.image_id] = finish(li, persons[li.source.image_id], by_image, att, ctx)
+            missing = in_file is not None and li.source.image_id not in in_file
+            results[li.source.image_id] = finish(li, persons[li.source.image_id], by_image, att, ctx, missing)
     return [results[s.image_id] for s in chunk]
 
 
-def finish(li: LoadedImage, persons: Persons, by_image: dict, att: dict[str, Attention], ctx: Context) -> ImageResult:
-    """The result of one loaded image, and its PNG(s)."""
+def finish(li: LoadedImage, persons: Persons, by_image: dict, att: dict[str, Attention], ctx: Context,
+           not_in_file: bool = False) -> ImageResult:
+    """The result of one loaded image, and its PNG(s). ``not_in_file``: a pose file has no
+    entry for the image (status ``no_pose_entry``, not ``no_person``)."""
     image_id = li.source.image_id
     n = len(persons.boxes)
     dets = by_image.get(image_id, tables.empty("predictions")).reset_index(drop=True)
-    status = "ok" if n else "no_person"
-    message = "" if n else "no person found by the pose backend: no detections"
+    status = "ok" if n else "no_pose_entry" if not_in_file else "no_person"
+    message = ("" if n else "the pose file has no entry for this image (names must match): no detections"
+               if not_in_file else "no person found by the pose backend: no detections")
     res = ImageResult(li.source, status, message, li.orig_hw, li.notes, n, dets)
     fmt, top = ctx.nets.fmt, ctx.options.top
     save_png(detection_png(li, res, fmt, top), ctx.out / "images" / f"{image_id}.png")
@@ -379,6 +418,7 @@ def summarise(results: list[ImageResult], pose_counts: Counter) -> dict:
     status = Counter(r.status for r in results)
     notes = [n for r in results for n in r.notes]
     return {"inputs": len(results), "ok": status["ok"], "no_person": status["no_person"],
+            "no_pose_entry": status["no_pose_entry"],
             "unreadable": status["error"],
             "with_detections": sum(r.detections is not None and len(r.detections) > 0 for r in results),
             "triplets": sum(0 if r.detections is None else len(r.detections) for r in results),
@@ -396,35 +436,52 @@ def write_outputs(out: Path, results: list[ImageResult], nets: Networks, bundle:
     tables.write(preds, "predictions", out / "predictions.parquet")
     summary = summarise(results, pose_counts)
     doc = {"bundle": str(bundle), "pose_backend": options.pose_backend, "nis": nets.post.model_dump(mode="json"),
+           "filters": {"conf": options.conf, "verbs": list(options.verbs), "objects": list(options.objects)},
            "summary": summary, "images": [result_entry(r, nets.fmt) for r in results]}
     tables.atomic_write(out / "predictions.json", lambda tmp: tmp.write_text(json.dumps(doc, indent=1) + "\n"))
     return summary
 
 
 def run(inputs: Sequence[Path], bundle: Path, out: Path, options: PredictOptions = PredictOptions(),
-        params_path: Path | None = Path("params.yaml")) -> dict:
-    """Predict on ``inputs`` (files and/or folders); returns the summary counts."""
+        params_path: Path | None = Path("params.yaml"), exist_ok: bool = False) -> dict:
+    """Predict on ``inputs`` (files and/or folders) into a fresh run folder (:func:`run_folder`);
+    returns the summary counts, with the folder under ``out``."""
     sources, missing = discover(inputs)
     if not sources:
         raise UserError("no image files found in " + ", ".join(map(str, inputs)))
     device = resolve_device(options.device)
     nets = load_networks(bundle, device)
+    check_filters(options, nets.fmt, nets.space)
     pose_counts: Counter = Counter()
     pose = make_pose(options, sources, params_path, pose_counts)
-    ctx = Context(nets, pose, _parts_params(params_path), options, Path(out), pose_counts)
+    out = run_folder(Path(out), exist_ok)
+    ctx = Context(nets, pose, _parts_params(params_path), options, out, pose_counts)
     results = [ImageResult(Source(m.stem, m), "error", f"{m}: no such file or folder") for m in missing]
-    with tqdm(total=len(sources), desc="predict", unit="img") as bar:
-        for chunk in chunks(sources, options.batch):
-            results += process(chunk, ctx)
-            bar.update(len(chunk))
-    summary = write_outputs(Path(out), results, nets, bundle, options, ctx.pose_counts)
+    command = f"predict {' '.join(map(str, inputs))} --checkpoint {bundle} --out {out} ({options})"
+    with run_log(out / "predict.log", [out], out / "predictions.json", command):
+        note(f"{len(sources)} image file(s), bundle {bundle}, pose {options.pose_backend}, device {device}")
+        with bar(total=len(sources), desc="predict", unit="img") as progress:
+            for chunk in chunks(sources, options.batch):
+                results += process(chunk, ctx)
+                progress.update(len(chunk))
+        summary = write_outputs(out, results, nets, bundle, options, ctx.pose_counts)
+    report(summary, results, device, out)
+    return {**summary, "out": str(out)}
+
+
+def report(summary: dict, results: list[ImageResult], device: torch.device, out: Path) -> None:
+    """The run's counts on the console (stdout)."""
     print(f"predict: {summary['inputs']} input(s) on {device} -> {out}: {summary['ok']} with persons "
           f"({summary['with_detections']} with detections, {summary['triplets']} triplets), "
           f"{summary['no_person']} without a person, {summary['unreadable']} unreadable")
+    if summary["no_pose_entry"]:
+        print(f"  inputs the pose file has no entry for: {summary['no_pose_entry']} (file names must match)")
+    for key, n in summary["pose"].items():
+        if key.startswith("unmatched"):
+            print(f"  {key}: {n}")
     for key in ("exif_rotated", "converted_to_rgb", "reduced"):
         if summary[key]:
             print(f"  {key}: {summary[key]}")
     for r in results:
         if r.status == "error":
             print(f"  unreadable: {r.message}")
-    return summary

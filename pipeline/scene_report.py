@@ -1,5 +1,5 @@
 """The ``inspect`` command: the questions a researcher asks the scenes table first, as tables
-(rich, CSV or JSON) and optional PNG histograms.
+(rich, CSV or JSON), figures and a one-page report (:mod:`pipeline.scene_figures`).
 
 Reports (each computed on the scenes rows left by ``--query``, grouped by ``--group-by``):
 
@@ -9,7 +9,9 @@ Reports (each computed on the scenes rows left by ``--query``, grouped by ``--gr
   percentile, max) for sparse vs crowded scenes (column ``scene``);
 - ``hoi``: the most frequent HOI categories (HICO-DET HOI ids; V-COCO actions) among the
   annotated pairs of crowded images: pair rows (``annotations``), their share of the group's
-  crowded pair rows and the fraction of the category's pair rows that lie in crowded images.
+  crowded pair rows and the fraction of the category's pair rows that lie in crowded images;
+- ``crowd``: interactive pairs per person, persons per interactive pair and the share of
+  persons without interaction, per scene (:mod:`pipeline.scene_crowd`).
 
 CSV output with several reports writes one CSV block per report, each after a line
 ``# report: NAME`` and separated by a blank line.
@@ -27,7 +29,10 @@ import pandas as pd
 from pipeline import labels, tables
 from pipeline.errors import UserError
 
-REPORTS = ("splits", "distribution", "hoi")
+REPORTS = ("splits", "distribution", "crowd", "hoi")
+# what each printed table counts (the hoi table counts crowded images' pairs only)
+SUBJECT = {"splits": "images", "distribution": "images per scene", "crowd": "persons and interactive pairs per scene",
+           "hoi": "annotated pairs of crowded images only"}
 FORMATS = ("table", "csv", "json")
 HIST_COLUMNS = ("persons", "interactive_pairs", "min_person_area", "max_person_cover",
                 "low_conf_keypoints")
@@ -146,63 +151,58 @@ def to_json(reports: dict[str, pd.DataFrame]) -> str:
     return json.dumps(records, indent=2)
 
 
+def formatted(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` as text: every float column with one number of decimals for all its rows (four
+    significant digits of its largest value, pipeline.numbers), integers as they are, '–' for
+    missing values."""
+    from pipeline.numbers import column_decimals
+
+    out = df.astype(object).where(df.notna(), "–").map(str)
+    for col in df.columns:
+        if pd.api.types.is_float_dtype(df[col]):
+            d = column_decimals(df[col])
+            out[col] = [("–" if pd.isna(v) else f"{v:.{d}f}") for v in df[col]]
+    return out
+
+
 def print_tables(reports: dict[str, pd.DataFrame], title: str) -> None:
-    """Each report as a rich table; floats with at most 4 significant decimals."""
+    """Each report as a rich table titled with what it counts; floats consistently rounded."""
     from rich.console import Console
     from rich.table import Table
 
     console = Console()
     for name, df in reports.items():
-        table = Table(title=f"{name} ({title})")
+        table = Table(title=f"{name}: {SUBJECT.get(name, name)} ({title})")
         for col in df.columns:
             numeric = pd.api.types.is_numeric_dtype(df[col]) and df[col].dtype != bool
             # spaces let rich wrap a long header instead of cutting it
             table.add_column(str(col).replace("_", " "), justify="right" if numeric else "left")
-        text = df.astype(object).where(df.notna(), "–").map(
-            lambda v: f"{v:.4g}" if isinstance(v, float) else str(v)
-        )
+        text = formatted(df)
         for row in text.itertuples(index=False):
             table.add_row(*row)
         console.print(table)
 
 
-def _bins(col: str, values: np.ndarray) -> tuple[np.ndarray, bool]:
-    """Histogram bins for ``col`` and whether the x axis is logarithmic: one bin per integer
-    for counts, log-spaced for areas (they span orders of magnitude), linear otherwise."""
-    if values.size == 0:
-        return np.linspace(0, 1, 11), False
-    if col in ("persons", "interactive_pairs"):
-        return np.arange(-0.5, values.max() + 1.5), False
-    positive = values[values > 0]
-    if col.endswith("area") and positive.size and positive.max() > positive.min():
-        return np.geomspace(positive.min(), positive.max(), 31), True
-    return np.linspace(0, max(float(values.max()), 1e-6), 31), False
+def split_rules(params_path: str | Path | None) -> dict:
+    """The scenes params' thresholds drawn on the figures (defaults without a params file)."""
+    from pipeline.params import section
+    from pipeline.scenes import ScenesConfig
+
+    cfg = section("scenes", ScenesConfig, params_path) if params_path and Path(params_path).exists() else ScenesConfig()
+    return cfg.model_dump()
 
 
-def write_histograms(df: pd.DataFrame, out_dir: str | Path) -> list[Path]:
-    """One PNG per column of HIST_COLUMNS, sparse and crowded images stacked; returns paths."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+def write_outputs(df: pd.DataFrame, reports: dict[str, pd.DataFrame], out_dir: Path, rules: dict,
+                  title: str) -> list[Path]:
+    """OUT_DIR: the figures, each report as NAME.csv and the one-page scene report."""
+    from pipeline.scene_figures import write_figures, write_report_page
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for col in HIST_COLUMNS:  # a handful of figures, not a loop over data
-        parts = [df.loc[df["scene"] == s, col].dropna().to_numpy(np.float64)
-                 for s in ("sparse", "crowded")]
-        bins, log = _bins(col, np.concatenate(parts))
-        fig = Figure(figsize=(5, 3.5), layout="constrained")
-        FigureCanvasAgg(fig)
-        ax = fig.subplots()
-        ax.hist(parts, bins=bins, stacked=True, label=["sparse", "crowded"])
-        if log:
-            ax.set_xscale("log")
-        ax.set(xlabel=col, ylabel="images", title=f"{col} per image ({len(df)} images)")
-        ax.legend()
-        path = out_dir / f"{col}.png"
-        tables.atomic_write(path, lambda tmp, fig=fig: fig.savefig(tmp, format="png", dpi=100))
+    paths = write_figures(df, out_dir, rules)
+    for name, frame in reports.items():
+        path = out_dir / f"{name}.csv"
+        tables.atomic_write(path, lambda tmp, frame=frame: frame.to_csv(tmp, index=False))
         paths.append(path)
-    return paths
+    return paths + write_report_page(df, reports, out_dir, rules, title)
 
 
 # --------------------------------------------------------------------------- command
@@ -217,6 +217,10 @@ def build_reports(
         out["splits"] = splits_report(df, group_by)
     if "distribution" in names:
         out["distribution"] = distribution_report(df, group_by)
+    if "crowd" in names and pairs is not None:
+        from pipeline.scene_crowd import crowd_report
+
+        out["crowd"] = crowd_report(df, pairs, group_by)
     if "hoi" in names and pairs is not None:
         out["hoi"] = hoi_report(df, pairs, group_by, top)
     return out
@@ -231,11 +235,15 @@ def run(
     hist: str | Path | None = None,
     top: int = 10,
     reports: list[str] | None = None,
+    out_dir: str | Path | None = None,
+    params_path: str | Path | None = None,
 ) -> dict[str, pd.DataFrame]:
-    """Read the scenes table (and the pairs table for ``hoi``), print the chosen ``reports``
-    (default all) in ``fmt``, write histograms to ``hist`` when given; return the reports."""
+    """Read the scenes table (and the pairs table for ``hoi`` and ``crowd``), print the chosen
+    ``reports`` (default or "all": every one) in ``fmt``; write the figures to ``hist``, and
+    figures, CSV tables and the one-page report to ``out``, when given (split thresholds from
+    the scenes params at ``params_path``); return the reports."""
     group_by = list(dict.fromkeys(group_by or ["split"]))
-    names = list(reports or REPORTS)
+    names = list(REPORTS) if not reports or "all" in reports else list(reports)
     unknown = sorted(set(names) - set(REPORTS))
     if unknown or fmt not in FORMATS:
         raise UserError(f"unknown report(s) {unknown} or format {fmt!r}; reports: {list(REPORTS)}, "
@@ -243,16 +251,24 @@ def run(
     scenes = tables.read(scenes_path, "scenes")
     check_columns(scenes.assign(scene=""), group_by, "--group-by")
     df = prepare(scenes, query)
-    pairs = tables.read(pairs_path, "pairs") if "hoi" in names else None
+    pairs = tables.read(pairs_path, "pairs") if {"hoi", "crowd"} & set(names) else None
+    title = f"{len(df)} of {len(scenes)} images" + (f", query: {query}" if query else "")
     out = build_reports(df, pairs, names, group_by, top)
     if fmt == "csv":
         print(to_csv(out), end="")
     elif fmt == "json":
         print(to_json(out))
     else:
-        where = f"query: {query}" if query else "all images"
-        print_tables(out, f"{len(df)} of {len(scenes)} images, {where}")
-    if hist is not None:
-        for path in write_histograms(df, hist):
-            print(f"wrote {path}", file=sys.stderr if fmt != "table" else sys.stdout)
+        print_tables(out, title)
+    written = []
+    if hist is not None or out_dir is not None:
+        rules = split_rules(params_path)
+        if hist is not None:
+            from pipeline.scene_figures import write_figures
+
+            written += write_figures(df, Path(hist), rules)
+        if out_dir is not None:
+            written += write_outputs(df, out, Path(out_dir), rules, title)
+    for path in written:
+        print(f"wrote {path}", file=sys.stderr if fmt != "table" else sys.stdout)
     return out

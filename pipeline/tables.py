@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from pipeline import runlog
 from pipeline.errors import UserError, quote_name
 
 BOX = [("x1", pa.float32()), ("y1", pa.float32()), ("x2", pa.float32()), ("y2", pa.float32())]
@@ -282,6 +283,7 @@ def read_arrow(path: str | Path, name: str) -> pa.Table:
     for field in schema:
         if field.name not in table.column_names:
             raise TableError(f"{path}: column '{field.name}' missing (table '{name}')")
+        table = _normalised(table, field, path, name)
         if pa.types.is_fixed_size_list(field.type):
             table = _restore_fixed_size(table, field, path, name)
         if not table.schema.field(field.name).type.equals(field.type):
@@ -290,6 +292,7 @@ def read_arrow(path: str | Path, name: str) -> pa.Table:
                 f"expected {field.type} (table '{name}')"
             )
     _check_unique_key(table, path, name)
+    runlog.note_read(path, table.num_rows, name)
     return table.select(schema.names)
 
 
@@ -308,6 +311,46 @@ def _check_unique_key(table: pa.Table, path: Path, name: str) -> None:
         first = repeated[0].as_py()
         raise TableError(f"{path}: {key} {quote_name(first['values'])} appears {first['counts']} times "
                          f"(table '{name}'; {len(repeated)} repeated value(s)): every {key} must be unique")
+
+
+
+def _kind(t: pa.DataType) -> str | None:
+    """The family of an arrow type for :func:`_normalised`: flavours of one family (string,
+    large_string, string_view; list, large_list, list_view; int8..int64; float16..float64) are
+    one kind; the all-null type (a column pandas wrote with only None) fits any kind."""
+    checks = (("null", pa.types.is_null), ("string", lambda x: pa.types.is_string(x) or pa.types.is_large_string(x)
+              or pa.types.is_string_view(x)), ("int", pa.types.is_integer), ("float", pa.types.is_floating),
+              ("bool", pa.types.is_boolean), ("list", lambda x: pa.types.is_list(x) or pa.types.is_large_list(x)
+              or pa.types.is_list_view(x) or pa.types.is_large_list_view(x) or pa.types.is_fixed_size_list(x)))
+    return next((k for k, check in checks if check(t)), None)
+
+
+def _normalised(table: pa.Table, field: pa.Field, path: Path, name: str) -> pa.Table:
+    """Column ``field.name`` cast to the schema's flavour when it holds the same kind of values
+    in another arrow flavour, as a pandas round-trip writes them (pandas >= 3 strings are
+    ``large_string``, integers int64, floats double, a column of None ``null``). Integer casts
+    are checked (a value that does not fit is an error naming the column); float64 -> float32
+    rounds. Anything else is left for the caller's type check."""
+    column = table.column(field.name)
+    have, want = column.type, field.type
+    if have.equals(want):
+        return table
+    kind, wanted = _kind(have), _kind(want)
+    if kind is None or (kind != wanted and not (kind == "null" or (kind, wanted) == ("int", "float"))):
+        return table
+    if kind == "list" and wanted == "list":
+        target = pa.list_(want.value_type)  # variable-size first; the fixed size is restored after
+        if _kind(have.value_type) not in (_kind(want.value_type), "int", "null"):
+            return table
+    else:
+        target = pa.list_(want.value_type) if pa.types.is_fixed_size_list(want) else want
+    try:
+        cast = column.cast(target, safe=kind == "int" or _kind(getattr(have, "value_type", have)) == "int")
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise TableError(f"{path}: column '{field.name}' of type {have} does not fit {want} "
+                         f"(table '{name}'; {exc})") from None
+    index = table.schema.get_field_index(field.name)
+    return table.set_column(index, pa.field(field.name, target), cast)
 
 
 def _restore_fixed_size(table: pa.Table, field: pa.Field, path: Path, name: str) -> pa.Table:

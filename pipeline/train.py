@@ -42,6 +42,8 @@ from model.validate import validate_stage1, validate_stage2
 from pipeline import params as P
 from pipeline import tables
 from pipeline.errors import UserError
+from pipeline.numbers import points
+from pipeline.params import Device
 
 
 class StageSchedule(P.Section):
@@ -241,7 +243,7 @@ def _run(cfg, mcfg, ds, seed, rt, ctx, stage, resume, processed, models, reports
         write_summary(summary, reports, stage)
         best = summary["best"]
         print(f"train stage {stage}: done, {summary['iterations']} iterations in {summary['seconds']:.0f} s; "
-              f"selected {run_.best_path} (val {best['metric']} {best['value']} @ {best['iteration']})")
+              f"selected {run_.best_path} (val {best['metric']} {points(best['value'])} % @ {best['iteration']})")
     return summary
 
 

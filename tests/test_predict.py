@@ -195,16 +195,17 @@ def test_bad_inputs_are_counted_not_fatal(bad_run):
     out, summary, entries = bad_run
     assert summary["inputs"] == 14
     assert summary["unreadable"] == 4  # broken, empty, truncated, missing path
-    assert summary["no_person"] == 1 and summary["ok"] == 9
+    assert summary["no_pose_entry"] == 1 and summary["no_person"] == 0 and summary["ok"] == 9
     for image_id in ("broken", "empty", "truncated", "missing"):
         assert entries[image_id]["status"] == "error" and entries[image_id]["message"]
         assert not (out / "images" / f"{image_id}.png").exists()
 
 
-def test_no_person_gets_an_entry_and_a_png(bad_run):
+def test_image_missing_from_pose_file_gets_an_entry_and_a_png(bad_run):
+    """The pose file has no entry for it: reported as such, not as 'no person found'."""
     out, _, entries = bad_run
     e = entries["nobody"]
-    assert e["status"] == "no_person" and e["detections"] == [] and "no person" in e["message"]
+    assert e["status"] == "no_pose_entry" and e["detections"] == [] and "no entry" in e["message"]
     assert (out / "images" / "nobody.png").exists()
 
 

@@ -71,7 +71,7 @@ def csv_blocks(text: str) -> dict[str, pd.DataFrame]:
 def test_table_format_prints_every_report(paths: list[str]) -> None:
     result = invoke(paths)
     assert result.exit_code == 0, result.output
-    for title in ("splits (6 of 6 images", "distribution", "hoi"):
+    for title in ("splits: images (6 of 6 images", "distribution", "crowd", "hoi: annotated pairs of crowded images only"):
         assert title in result.stdout
 
 
@@ -82,7 +82,7 @@ def test_csv_parse_back(paths: list[str]) -> None:
     assert splits.loc["train", ["images", "crowded", "tiny", "occluded"]].tolist() == [3, 2, 1, 1]
     assert splits.loc["test", "crowded_share"] == pytest.approx(1 / 3, abs=1e-4)
     blocks = csv_blocks(invoke([*paths, "--format", "csv"]).stdout)
-    assert list(blocks) == ["splits", "distribution", "hoi"]
+    assert list(blocks) == ["splits", "distribution", "crowd", "hoi"]
     dist = blocks["distribution"].set_index(["split", "scene", "measure"])
     assert dist.loc[("train", "crowded", "persons"), ["images", "mean", "max"]].tolist() == [2, 3.0, 4]
     assert dist.loc[("train", "crowded", "interactive_pairs"), "p90"] == pytest.approx(2.9)
@@ -128,9 +128,10 @@ def test_hist_writes_pngs(paths: list[str], tmp_path: Path) -> None:
     result = invoke([*paths, "--format", "csv", "--report", "splits", "--hist", str(out)])
     assert result.exit_code == 0, result.output
     pd.read_csv(io.StringIO(result.stdout))  # the "wrote" lines go to stderr
-    files = sorted(p.name for p in out.iterdir())
+    files = sorted(p.name for p in out.glob("*.png"))
     assert files == sorted(f"{c}.png" for c in scene_report.HIST_COLUMNS)
     assert all((out / f).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for f in files)
+    assert all((out / f).with_suffix(".pdf").read_bytes()[:5] == b"%PDF-" for f in files)
 
 
 @pytest.mark.parametrize("args, needle", [

@@ -35,7 +35,8 @@ def frame_with_null_lists(name: str, rows: int = 4) -> pd.DataFrame:
                      else (lambda: rng.random(t.list_size).astype(np.float32)))
             data[field.name] = pd.Series([None if i in (0, 2) else value() for i in range(rows)], dtype=object)
         elif pa.types.is_string(t):
-            data[field.name] = [f"img_{i // 2}" for i in range(rows)]
+            # two rows per image, except in the images table, whose image_id is unique
+            data[field.name] = [f"img_{i if name == 'images' else i // 2}" for i in range(rows)]
         elif pa.types.is_floating(t):
             data[field.name] = rng.random(rows).astype(np.float32)
         elif pa.types.is_integer(t):

@@ -88,19 +88,22 @@ def write_mat(path: Path, hois: list[int], n_images: int, cell: np.ndarray, valu
 
 def export(frame: pd.DataFrame, image_ids: list[str], out_dir: Path, cap: int = DEFAULT_CAP,
            round_boxes: bool = True, shift: str = "none", progress: bool = False) -> dict[str, int]:
-    """Write the 80 ``detections_XX.mat`` files; return the counts. ``progress``: a line per
-    ten files (files written, detections so far)."""
+    """Write the 80 ``detections_XX.mat`` files; return the counts. ``progress``: a progress bar
+    over the files (on a terminal, not with -q)."""
     if shift not in SHIFTS:
         raise UserError(f"shift must be one of {sorted(SHIFTS)}, not '{shift}'")
     rows, counts = detection_rows(frame, image_ids, cap, round_boxes, shift)
-    blocks = object_blocks()
+    from pipeline.progress import bar
+
     done = 0
-    for k, (_, hois) in enumerate(blocks, start=1):
+    for k, (_, hois) in enumerate(bar(object_blocks(), desc="export: detections_XX.mat", unit="file", leave=False,
+                                      disable=not progress),
+                                  start=1):
         cell, values = object_cells(rows, hois, len(image_ids))
         write_mat(out_dir / f"detections_{k:02d}.mat", hois, len(image_ids), cell, values)
         done += len(cell)
-        if progress and (k % 10 == 0 or k == len(blocks)):
-            print(f"  {k:>2}/{len(blocks)} files written ({done} of {len(rows)} detections)", flush=True)
+    if progress:
+        print(f"  {k}/{k} files written ({done} of {len(rows)} detections)", flush=True)
     counts["images"] = len(image_ids)
     return counts
 

@@ -88,7 +88,9 @@ def to_detections(frame: pd.DataFrame) -> list[dict]:
     agents = [(f"{a}_agent", v.tolist()) for a, v in agent.items()]
     role_keys = [(f"{a}_{r}", classes.index((a, r))) for a, rs in vc.action_roles.items() for r in rs[1:]]
     out = []
-    for p in range(len(heads)):
+    from pipeline.progress import bar
+
+    for p in bar(range(len(heads)), desc="export: V-COCO detections", unit="pair", leave=False):
         det = {"image_id": image_keys[p], "person_box": person[p]}
         det.update((key, values[p]) for key, values in agents)
         det.update((key, role_values[p][c]) for key, c in role_keys)

@@ -28,7 +28,7 @@ from pydantic import Field
 from tqdm import tqdm
 
 from pipeline.errors import UserError
-from pipeline.params import Section
+from pipeline.params import Device, Section
 from pipeline.pose_backends.records import PersonArrays, to_persons
 from pipeline.pose_backends.shards import ShardStore
 
@@ -53,7 +53,7 @@ class UltralyticsConfig(Section):
     """
 
     weights: str = "yolo11x-pose.pt"
-    device: str = "auto"
+    device: Device = "auto"
     batch: int = Field(16, gt=0)
     imgsz: int = Field(640, gt=0)
     conf: float = Field(0.25, ge=0, le=1)
@@ -199,12 +199,12 @@ def resolve_weights(weights: str) -> str:
 
 
 def select_device(device: str) -> str:
-    """``auto`` -> ``cuda:LOCAL_RANK`` when CUDA is available, else ``cpu``."""
-    import torch
+    """``auto`` -> ``cuda:LOCAL_RANK`` when CUDA is available, else ``cpu``; ``cuda`` -> this
+    rank's GPU; ``cuda:N`` (GPU N exactly), ``mps`` and ``cpu`` as given (checked by
+    model.distributed.pick_device)."""
+    from model.distributed import pick_device
 
-    if device != "auto":
-        return device
-    return f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
+    return str(pick_device(device, int(os.environ.get("LOCAL_RANK", 0))))
 
 
 def load_model(cfg: UltralyticsConfig) -> tuple[YOLO, str]:
