@@ -781,6 +781,7 @@ def ablate(
     out: Annotated[Path, typer.Option(help="Folder of the runs (one subfolder per arm and seed; finished runs are reused).")] = Path("ablations"),
     reports: Annotated[Path, typer.Option(help="Folder of ablations.csv / ablations.md.")] = Path("reports"),
     collect_only: Annotated[bool, typer.Option("--collect-only", help="Train nothing: tabulate the finished runs under --out.")] = False,
+    eval_images: Annotated[Path | None, typer.Option("--eval-images", help="With --collect-only: score the finished runs on the tables of --data and the images of this dataset root (e.g. the cross-person control).")] = None,
 ) -> None:
     """Table 5 on the data: train STAGE 1 for every arm and seed, evaluate the interactiveness
     AP on the test split (overall, cross-person, crowded; real vs rolled saliency maps) and
@@ -796,7 +797,7 @@ def ablate(
     arms = arm or list(ablations.TABLE5_ARMS)
     command = "python cli.py ablate " + " ".join(sys.argv[2:])
     ablations.run(params, arms, list(range(seeds)), jobs, threads, device, set_ or [], data, out, reports, command,
-                  collect_only)
+                  collect_only, eval_images)
 
 
 def main() -> None:

@@ -27,15 +27,17 @@ MATCH_IOU = 0.5
 
 @torch.no_grad()
 def run_stage1(net: torch.nn.Module, ck: dict, data: Path, augment: AugmentConfig, device: torch.device,
-               batch_size: int = 16) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, pd.DataFrame], pd.DataFrame]:
+               batch_size: int = 16, image_root: Path | None = None,
+               ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, pd.DataFrame], pd.DataFrame]:
     """(pair predictions with real masks, with rolled masks, the tables, the scenes table).
+    Images are read from ``image_root`` (default: the training dataset's root in ``ck``).
     The real frame carries ``attrs["selected"]`` [N, 6] bool (one-time schemes; else absent).
     A batch of one image cannot be rolled: its "shuffled" row equals the real one."""
     t = {n: tables.read(data / f"{n}.parquet", n) for n in ("images", "instances", "pairs", "parts")}
     scenes = tables.read(data / "scenes.parquet", "scenes")
     space = LabelSpace.from_dict(ck["labels"])
     ids = sorted(t["images"].loc[t["images"]["split"] == TEST_SPLIT, "image_id"].unique().tolist())
-    records, _ = build_records(Path(ck["dataset"]["root"]), t["images"], t["instances"], t["pairs"], t["parts"],
+    records, _ = build_records(Path(image_root or ck["dataset"]["root"]), t["images"], t["instances"], t["pairs"], t["parts"],
                                space, ids)
     mcfg = ck["model_config"]
     loader = DataLoader(HOIDataset(records, make_transforms(augment, train=False)), batch_size=batch_size,

@@ -204,9 +204,10 @@ def train_and_evaluate(run_dir: Path, processed: Path) -> dict:
     return result
 
 
-def evaluate_stage1(ckpt_path: Path, data: Path, params: Path) -> dict:
+def evaluate_stage1(ckpt_path: Path, data: Path, params: Path, image_root: Path | None = None) -> dict:
     """AP overall / cross-person / crowded with real and rolled part masks, chance AP, and the
-    per-verb part selection of matched test pairs (``selection`` rows)."""
+    per-verb part selection of matched test pairs (``selection`` rows). ``data`` / ``image_root``:
+    the test tables and images (default images: the training dataset's)."""
     import torch
 
     from model import checkpoint as ckpt_io
@@ -222,7 +223,7 @@ def evaluate_stage1(ckpt_path: Path, data: Path, params: Path) -> dict:
     wanted = P.runtime(params).device
     device = torch.device(wanted if wanted.startswith("cuda") and torch.cuda.is_available() else "cpu")
     net = network(ck).to(device)
-    real, shuffled, t, scenes = run_stage1(net, ck, data, cfg.augment, device)
+    real, shuffled, t, scenes = run_stage1(net, ck, data, cfg.augment, device, image_root=image_root)
     fmt = LabelSpace.from_dict(ck["labels"]).format
     out = scores(real, t, scenes, fmt=fmt)
     out.update(scores(shuffled, t, scenes, suffix="_shuffled", chance=False, fmt=fmt))
@@ -272,14 +273,27 @@ def launch(runs: list[Path], processed: Path, jobs: int, threads: int) -> dict[P
     return codes
 
 
-def collect(runs: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(one row per finished run, per-verb selection rows of every run)."""
+def evaluate_elsewhere(runs: list[Path], data: Path, image_root: Path) -> dict[Path, dict]:
+    """The finished runs' stage-1 networks scored on other test data (e.g. the cross-person
+    control, where R's hand is empty): {run: result}, as ``result.json`` holds for the run's own."""
+    return {r: evaluate_stage1(r / "models" / "stage1.pt", data, r / "params.yaml", image_root)
+            for r in runs if (r / "result.json").exists() and (r / "models" / "stage1.pt").exists()}
+
+
+def collect(runs: list[Path], results: dict[Path, dict] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(one row per finished run, per-verb selection rows of every run); ``results`` replaces
+    the runs' result.json files."""
     rows, sel = [], []
     for r in runs:
         path = r / "result.json"
-        if not path.exists():
+        if results is not None:
+            if r not in results:
+                continue
+            res = dict(results[r])
+        elif not path.exists():
             continue
-        res = json.loads(path.read_text())
+        else:
+            res = json.loads(path.read_text())
         arm, seed = r.name.rsplit("-s", 1)
         for s in res.pop("selection", []):
             sel.append({"arm": arm, "seed": int(seed), **s})
@@ -291,9 +305,11 @@ def collect(runs: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def run(params_path: Path, arms: list[str], seeds: list[int], jobs: int, threads: int, device: str,
         sets: list[str], processed: Path, out_dir: Path, reports: Path, command: str,
-        collect_only: bool = False) -> pd.DataFrame:
+        collect_only: bool = False, eval_images: Path | None = None) -> pd.DataFrame:
     """Plan, launch, collect and write reports/ablations.{csv,md} (+ _selection.csv).
-    ``collect_only``: train nothing, tabulate the runs of ``out_dir`` that have finished."""
+    ``collect_only``: train nothing, tabulate the runs of ``out_dir`` that have finished; with
+    ``eval_images``, score their networks on the tables of ``processed`` and these images
+    instead (e.g. the cross-person control data)."""
     from pipeline import params as P
     from pipeline import tables
 
@@ -307,7 +323,9 @@ def run(params_path: Path, arms: list[str], seeds: list[int], jobs: int, threads
     else:
         runs = plan(P.load(params_path), arms, seeds, overrides, threads, device, out_dir)
         codes = launch(runs, processed, jobs, threads)
-    rows, sel = collect(runs)
+    if eval_images is not None and not collect_only:
+        raise UserError("ablate: --eval-images needs --collect-only (it scores finished runs on other data)")
+    rows, sel = collect(runs, evaluate_elsewhere(runs, processed, eval_images) if eval_images else None)
     failed = sorted(r.name for r, c in codes.items() if c != 0)
     if rows.empty:
         raise UserError(f"ablate: every run failed (logs under {out_dir / 'runs'})")

@@ -102,3 +102,15 @@ def test_ablate_command_on_a_tiny_schedule(tmp_path: Path) -> None:
     assert sorted(zip(rows["arm"], rows["seed"])) == [("full", 0), ("full", 1), ("no_parts", 0)]
     assert "Failed runs (not in the table): no_parts-s1" in (tmp_path / "collected" / "ablations.md").read_text()
     assert not (tmp_path / "runs" / "runs" / "no_parts-s1" / "result.json").exists()
+    # --eval-images: the finished networks scored again on given tables and images (here the same
+    # ones, so the same numbers as their result.json: the control experiment's mechanism)
+    scored = CliRunner().invoke(cli.app, [*args, "--collect-only", "--eval-images", str(root),
+                                          "--reports", str(tmp_path / "elsewhere")])
+    assert scored.exit_code == 0, scored.output
+    again_rows = pd.read_csv(tmp_path / "elsewhere" / "ablations.csv").set_index(["arm", "seed"])
+    own = rows.set_index(["arm", "seed"])
+    assert list(again_rows.index) == list(own.index)
+    assert np.allclose(again_rows["ap_all"], own["ap_all"]) and np.allclose(again_rows["ap_cross_person"],
+                                                                           own["ap_cross_person"], equal_nan=True)
+    refused = CliRunner().invoke(cli.app, [*args, "--eval-images", str(root)])
+    assert refused.exit_code == 2 and "--collect-only" in refused.output
