@@ -427,3 +427,27 @@ def test_a_table_path_that_is_a_directory_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "images.parquet").mkdir()
     with pytest.raises(UserError, match="images.parquet: a directory or not a regular file"):
         tables.read(tmp_path / "images.parquet", "images")
+
+
+def test_keypoints_beyond_float32_are_a_counted_bad_record_not_inf() -> None:
+    """1e300 fits a JSON number but not float32: the row is refused and counted, never inf."""
+    from collections import Counter
+
+    from pipeline.pose_backends.records import keypoints_to_coco17
+
+    counts: Counter = Counter()
+    good_row = [1.0, 2.0, 0.9] * 17
+    huge_row = [1.0, 2.0, 0.9] * 16 + [1e300, 2.0, 0.9]
+    out, ok = keypoints_to_coco17([good_row, huge_row], counts)
+    assert ok.tolist() == [True, False] and np.isfinite(out[0]).all() and np.isnan(out[1]).all()
+    assert counts["bad record: keypoints not numeric"] == 1
+
+
+def test_import_preds_score_beyond_float32_is_one_line(tmp_path) -> None:
+    from pipeline.interop.import_preds import qpic_table
+
+    entry = {"file_name": "a.jpg", "predictions": [{"bbox": [0, 0, 10, 10], "category_id": 0},
+                                                   {"bbox": [0, 0, 5, 5], "category_id": 1}],
+             "hoi_prediction": [{"subject_id": 0, "object_id": 1, "category_id": 0, "score": 1e300}]}
+    with pytest.raises(UserError, match=r"preds.json: score value 1e\+300 does not fit float32"):
+        qpic_table([entry], "hico-det", source="preds.json")

@@ -104,6 +104,16 @@ def _flatten(entries: list, names: list[str] | None, source: str) -> pd.DataFram
     return flat
 
 
+def _float32(values: pd.Series, column: str, source: str) -> np.ndarray:
+    """``values`` as float32; a finite number beyond float32's range is an error (never inf)."""
+    wide = values.to_numpy(np.float64)
+    over = np.isfinite(wide) & (np.abs(wide) > np.finfo(np.float32).max)
+    if over.any():
+        raise UserError(f"{source}: {column} value {wide[over][0]:g} does not fit float32 "
+                        f"({int(over.sum())} value(s) out of range)")
+    return wide.astype(np.float32)
+
+
 def qpic_table(entries: list, dataset: str, names: list[str] | None = None, hoi_category: str = "verb",
                object_ids: str = "contiguous", source: str = "predictions") -> pd.DataFrame:
     """``predictions`` rows of a QPIC-style entry list."""
@@ -111,8 +121,7 @@ def qpic_table(entries: list, dataset: str, names: list[str] | None = None, hoi_
     coco = _object_coco(flat["label"].to_numpy(np.int64), object_ids)
     cat = flat["cat"].to_numpy(np.int64)
     cols = {"image_id": flat["image_id"].to_numpy(object), "query": flat["query"].to_numpy(np.int32),
-            **{c: flat[c].to_numpy(np.float32) for c in (*preds.HUMAN, *preds.OBJECT)},
-            "score": flat["score"].to_numpy(np.float32)}
+            **{c: _float32(flat[c], c, source) for c in (*preds.HUMAN, *preds.OBJECT, "score")}}
     if dataset == "v-coco":
         return preds.conform(cols | _vcoco_ids(cat, coco, cols))
     return preds.conform(cols | _hico_ids(cat, coco, hoi_category))

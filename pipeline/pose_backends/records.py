@@ -94,20 +94,23 @@ def keypoints_to_coco17(flat: Sequence[Sequence[float]], counts: Counter) -> tup
 
 
 def _numeric_rows(rows: list, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """Equal-length lists -> ([n, width] float32, [n] ok); one bad row does not spoil the rest."""
+    """Equal-length lists -> ([n, width] float32, [n] ok); one bad row does not spoil the rest.
+    A finite value beyond float32's range is a bad row (never silently turned into inf)."""
     try:
-        return np.asarray(rows, dtype=np.float32).reshape(len(rows), width), np.ones(len(rows), bool)
-    except (TypeError, ValueError):
-        pass
-    arr = np.full((len(rows), width), np.nan, np.float32)
-    good = np.zeros(len(rows), bool)
-    for i, row in enumerate(rows):  # rare path: only when some row is not numeric
-        try:
-            arr[i] = np.asarray(row, dtype=np.float32)
-            good[i] = True
-        except (TypeError, ValueError):
-            pass
-    return arr, good
+        wide = np.asarray(rows, dtype=np.float64).reshape(len(rows), width)
+    except (TypeError, ValueError, OverflowError):
+        wide = np.full((len(rows), width), np.nan)
+        good = np.zeros(len(rows), bool)
+        for i, row in enumerate(rows):  # rare path: only when some row is not numeric
+            try:
+                wide[i] = np.asarray(row, dtype=np.float64)
+                good[i] = True
+            except (TypeError, ValueError, OverflowError):
+                pass
+    else:
+        good = np.ones(len(rows), bool)
+    good &= ~(np.isfinite(wide) & (np.abs(wide) > np.finfo(np.float32).max)).any(1)
+    return np.where(good[:, None], wide, np.nan).astype(np.float32), good
 
 
 def box_from_keypoints(keypoints: np.ndarray) -> np.ndarray:
