@@ -72,7 +72,8 @@ def ap_metrics(frame: pd.DataFrame, t: dict[str, pd.DataFrame], scenes: pd.DataF
 def scores(frame: pd.DataFrame, t: dict[str, pd.DataFrame], scenes: pd.DataFrame, suffix: str = "",
            chance: bool = True, fmt: str = "hico-det", seed: int = 0) -> dict[str, float]:
     """ap_all / ap_cross_person / ap_crowded (+ suffix), per-part AP and, with ``chance``, the
-    AP of uniform random scores on the same pairs (what a ranking that knows nothing gets)."""
+    AP of uniform random scores on the same pairs (what a ranking that knows nothing gets),
+    overall (``ap_chance``) and per split (``ap_<split>_chance``)."""
     m = ap_metrics(frame, t, scenes, fmt)
     nan = float("nan")
     out = {f"ap_all{suffix}": m.get("interactiveness/ap", nan)}
@@ -82,7 +83,10 @@ def scores(frame: pd.DataFrame, t: dict[str, pd.DataFrame], scenes: pd.DataFrame
         for name in PART_GROUP_NAMES:
             out[f"ap_part_{name}"] = m.get(f"interactiveness/part/{name}/ap", nan)
         noise = frame.assign(interactiveness=np.random.default_rng(seed).uniform(size=len(frame)).astype(np.float32))
-        out["ap_chance"] = ap_metrics(noise, t, scenes, fmt).get("interactiveness/ap", nan)
+        m0 = ap_metrics(noise, t, scenes, fmt)
+        out["ap_chance"] = m0.get("interactiveness/ap", nan)
+        for s in SPLIT_COLUMNS:  # a split's own chance level (its share of positives differs)
+            out[f"ap_{s}_chance"] = m0.get(f"interactiveness/{s}/ap", nan)
     return out
 
 

@@ -47,7 +47,8 @@ ARMS: dict[str, dict[str, object]] = {
 }
 TABLE5_ARMS = tuple(a for a in ARMS if a != "part_supervised")  # the default set of ``ablate``
 SPLITS = ("all", "cross_person", "crowded")
-METRICS = tuple(f"ap_{s}" for s in SPLITS) + tuple(f"ap_{s}_shuffled" for s in SPLITS) + ("ap_chance",)
+METRICS = (tuple(f"ap_{s}" for s in SPLITS) + tuple(f"ap_{s}_shuffled" for s in SPLITS) + ("ap_chance",)
+           + tuple(f"ap_{s}_chance" for s in SPLITS[1:]))
 DATA_TABLES = ("images", "instances", "pairs", "parts")
 
 
