@@ -20,7 +20,7 @@ from typing import Annotated, TypeVar
 import typer
 from typer.core import TyperGroup
 
-from pipeline.errors import UserError, one_line
+from model.common.errors import UserError, one_line
 
 STAGES = "Pipeline stages (dvc.yaml order)"
 ANALYSIS = "Inference and analysis"
@@ -73,7 +73,7 @@ def main_options(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging, and a traceback with each error.")] = False,
 ) -> None:
     """Options before the command apply to every command: python cli.py -q evaluate."""
-    from pipeline.progress import set_verbosity
+    from model.common.progress import set_verbosity
 
     set_verbosity(-1 if quiet else 1 if verbose else 0)
 
@@ -86,7 +86,7 @@ def user_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except UserError as exc:
-            from pipeline.progress import verbose
+            from model.common.progress import verbose
 
             if verbose():
                 import traceback

@@ -20,7 +20,7 @@ from torch import nn
 
 from model import checkpoint as ckpt_io
 from model import torch_file
-from pipeline.tables import atomic_write
+from model.common.atomic_io import atomic_write
 
 FORMAT = "bpm-bundle/1"
 

@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from pipeline.params import Section
+from model.common.section import Section
 
 BackboneName = Literal["resnet18", "resnet34", "resnet50", "resnet101", "demo"]
 Ablation = Literal["full", "no_parts", "no_saliency", "intuitive", "no_progressive", "no_one_time"]

@@ -45,7 +45,7 @@ from model.packed_targets import pack
 from model.distributed import DistContext, all_mean, barrier, gather_objects
 from model.sampler import WeightedEpochSampler
 from model.train_log import TrainLog
-from pipeline.errors import UserError
+from model.common.errors import UserError
 
 Validate = Callable[[nn.Module, DataLoader, torch.device], dict[str, float]]
 # settings that may change between an interrupted run and its resumption; ``accumulate`` only

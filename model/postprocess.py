@@ -39,8 +39,8 @@ from torch import Tensor
 
 from model.box_geometry import cxcywh_to_xyxy
 from model.label_space import MISSING_OBJECT, LabelSpace
-from pipeline import labels
-from pipeline.params import Section
+from model.common import labels
+from model.common.section import Section
 
 NUM_PART_GROUPS = 6
 NMS_CHUNK_CELLS = 4_000_000  # groups x width^2 suppression cells held at once by pair NMS

@@ -14,8 +14,8 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
-from pipeline.numbers import points
-from pipeline.progress import quiet
+from model.common.numbers import points
+from model.common.progress import quiet
 
 
 def trim_after(live_dir: Path, iteration: int) -> None:

@@ -38,7 +38,7 @@ def collect(net: nn.Module, loader: DataLoader, device: torch.device) -> dict[st
     q: dict[str, list] = {k: [] for k in ("img", "boxes", "obj_prob", "obj_label", "int", "verb")}
     g: dict[str, list] = {k: [] for k in ("img", "boxes", "obj_label", "int", "verbs")}
     n = 0
-    from pipeline.progress import bar
+    from model.common.progress import bar
 
     for batch in bar(loader, desc="validation", unit="batch", leave=False):
         batch = batch.to(device)

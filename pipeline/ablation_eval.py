@@ -87,7 +87,7 @@ def scores(frame: pd.DataFrame, t: dict[str, pd.DataFrame], scenes: pd.DataFrame
 def matched_queries(frame: pd.DataFrame, t: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """Interactive ground-truth pairs of the test split (one row per pair and verb) with the
     row of ``frame`` of the query that overlaps them best by min(IoU_h, IoU_o), -1 below 0.5."""
-    from pipeline.labels import hico
+    from model.common.labels import hico
 
     images = t["images"]
     test = set(images.loc[images["split"] == TEST_SPLIT, "image_id"])

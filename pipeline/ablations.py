@@ -32,7 +32,7 @@ import pandas as pd
 import yaml
 from scipy import stats
 
-from pipeline.errors import UserError
+from model.common.errors import UserError
 
 ARMS: dict[str, dict[str, object]] = {
     "full": {},
@@ -214,7 +214,7 @@ def evaluate_stage1(ckpt_path: Path, data: Path, params: Path) -> dict:
     from model.label_space import LabelSpace
     from pipeline import params as P
     from pipeline.ablation_eval import matched_queries, run_stage1, scores
-    from pipeline.labels import hico
+    from model.common.labels import hico
     from pipeline.train import TrainConfig
 
     ck = ckpt_io.load(ckpt_path)

@@ -26,8 +26,8 @@ from model.bundle import make_bundle, save_bundle
 from model.label_space import LabelSpace
 from pipeline import params as P
 from pipeline import tables
-from pipeline.errors import UserError
-from pipeline.numbers import sig
+from model.common.errors import UserError
+from model.common.numbers import sig
 
 VAL_SPLIT = "val"  # name given to the carved validation images for the tuning call
 PARAMS = ("postprocess",)  # the params keys this stage reads (dvc.yaml lists exactly these)

@@ -23,7 +23,7 @@ from model.label_space import LabelSpace
 from model.transforms import AugmentConfig, make_transforms
 from pipeline import params as P
 from pipeline import tables
-from pipeline.errors import UserError
+from model.common.errors import UserError
 
 TABLES = ("images", "instances", "pairs", "parts")
 PARAMS = ("dataset", "evaluate")  # the params keys this stage reads (dvc.yaml lists exactly these)
@@ -43,7 +43,7 @@ def run_networks(bundle: dict, t: dict[str, pd.DataFrame], image_ids: list[str],
     loader = DataLoader(HOIDataset(records, make_transforms(aug, train=False)), batch_size=batch_size,
                         collate_fn=Collate(mcfg.get("stride", 32), mcfg.get("mask_rule", "touch")))
     net1, net2 = network(ck1).to(device), network(ck2).to(device)
-    from pipeline.progress import bar
+    from model.common.progress import bar
 
     for batch in bar(loader, desc=desc, unit="batch", leave=False):
         batch = batch.to(device)

@@ -26,7 +26,7 @@ import pandas as pd
 
 from pipeline import params as P
 from pipeline import tables
-from pipeline.errors import UserError
+from model.common.errors import UserError
 from pipeline.json_input import read_json
 from pipeline.metrics.inputs import ImageIndex, split_image_ids
 

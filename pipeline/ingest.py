@@ -20,8 +20,9 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from pipeline import labels, tables
-from pipeline.errors import UserError, quote_name
+from model.common import labels
+from pipeline import tables
+from model.common.errors import UserError, quote_name
 from pipeline.params import DEFAULT_PARAMS, DatasetConfig, Section, section
 from pipeline.readers import checks
 from pipeline.readers.images import list_images, read_sizes

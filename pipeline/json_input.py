@@ -1,5 +1,5 @@
 """The one way user JSON files are read (annotations, pose results, imported predictions,
-catalogs, metrics): every failure is a :class:`~pipeline.errors.UserError` of one line naming
+catalogs, metrics): every failure is a :class:`~model.common.errors.UserError` of one line naming
 the file.
 
 Failures covered: missing file, a directory or other non-file, unreadable file, not UTF-8,
@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pipeline.errors import UserError
+from model.common.errors import UserError
 
 
 def read_json(path: str | Path, what: str = "JSON file", hint: str = "") -> object:

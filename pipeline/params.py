@@ -16,17 +16,12 @@ from pathlib import Path
 from typing import Annotated, Literal, TypeVar
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, Field, ValidationError
 
-from pipeline.errors import UserError
+from model.common.errors import UserError
+from model.common.section import Section
 
 DEFAULT_PARAMS = Path("params.yaml")
-
-
-class Section(BaseModel):
-    """Base of every params section: unknown keys are an error, values are validated."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class ParamsError(UserError):

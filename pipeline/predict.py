@@ -40,10 +40,10 @@ from tqdm import tqdm
 from model.postprocess import OutputSpace, PostprocessConfig
 from model.transforms import AugmentConfig, part_box_valid
 from pipeline import tables
-from pipeline.errors import UserError
+from model.common.errors import UserError
 from pipeline.image_input import ImageError, LoadedImage, Source, discover, load_image
 from pipeline.parts import PartsConfig
-from pipeline.progress import bar
+from model.common.progress import bar
 from pipeline.runlog import note, run_log
 from pipeline.predict_select import check_filters, run_folder, select_triplets
 from pipeline.pose_backends.records import PersonArrays, to_persons

@@ -54,7 +54,7 @@ class ImageResult:
 
 def names(frame: pd.DataFrame, fmt: str) -> tuple[list[str], list[str]]:
     """Verb and object names of predictions rows (V-COCO verbs with their role)."""
-    from pipeline import labels
+    from model.common import labels
 
     cats = frame["category_id"].astype("Int64")
     objects = ["no object" if pd.isna(c) else labels.coco_category_name(int(c)) for c in cats]

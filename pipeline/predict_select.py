@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from model.postprocess import OutputSpace
-from pipeline.errors import UserError
+from model.common.errors import UserError
 from pipeline.predict_render import names
 
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ def _label(name: str) -> str:
 
 def known_names(fmt: str, space: OutputSpace) -> tuple[set[str], set[str]]:
     """The verb names (V-COCO: action names, role-less) and object names of a label space."""
-    from pipeline import labels
+    from model.common import labels
 
     verbs = labels.hico().verb_names.values() if fmt == "hico-det" else labels.vcoco().actions.values()
     objects = [labels.coco_category_name(int(c)) for c in space.object_ids if int(c) > 0]

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.errors import UserError
+from model.common.errors import UserError
 
 
 class UnsafePickleError(UserError):

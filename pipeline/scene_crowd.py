@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from pipeline import labels
+from model.common import labels
 
 
 def interacting_persons(pairs: pd.DataFrame) -> pd.Series:

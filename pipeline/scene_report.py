@@ -26,8 +26,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline import labels, tables
-from pipeline.errors import UserError
+from model.common import labels
+from pipeline import tables
+from model.common.errors import UserError
 
 REPORTS = ("splits", "distribution", "crowd", "hoi")
 # what each printed table counts (the hoi table counts crowded images' pairs only)
@@ -153,9 +154,9 @@ def to_json(reports: dict[str, pd.DataFrame]) -> str:
 
 def formatted(df: pd.DataFrame) -> pd.DataFrame:
     """``df`` as text: every float column with one number of decimals for all its rows (four
-    significant digits of its largest value, pipeline.numbers), integers as they are, '–' for
+    significant digits of its largest value, model.common.numbers), integers as they are, '–' for
     missing values."""
-    from pipeline.numbers import column_decimals
+    from model.common.numbers import column_decimals
 
     out = df.astype(object).where(df.notna(), "–").map(str)
     for col in df.columns:

@@ -46,7 +46,8 @@ from pydantic import ConfigDict, Field
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from pipeline import labels, tables
+from model.common import labels
+from pipeline import tables
 from pipeline.params import DEFAULT_PARAMS, DatasetConfig, Section, section
 
 BOX = ["x1", "y1", "x2", "y2"]

@@ -15,7 +15,7 @@ import importlib
 import sys
 from types import ModuleType
 
-from pipeline.errors import UserError
+from model.common.errors import UserError
 
 
 def module(name: str) -> ModuleType:

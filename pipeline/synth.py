@@ -31,11 +31,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from pipeline import labels
+from model.common import labels
 from pipeline import params as params_mod
 from pipeline import synth_hico as hico_fmt
 from pipeline import synth_vcoco as vcoco_fmt
-from pipeline.errors import UserError
+from model.common.errors import UserError
 from pipeline.synth_alphapose import PoseCounts, detect
 from pipeline.synth_catalog import vcoco_correspondence
 from pipeline.synth_config import HICO_ONLY_KINDS, SCENE_KINDS, SynthConfig, tiny_config

@@ -2,8 +2,8 @@
 relative to the body part that carries the interaction, and its HICO-DET / V-COCO labels.
 
 The labels are the datasets' real ids: HICO-DET verbs by name (looked up in
-``pipeline.labels.hico()``), objects by COCO category id, V-COCO (action, role) pairs from
-``pipeline.labels.vcoco()``. Every (verb, object) pair used here is a HICO-DET HOI class
+``model.common.labels.hico()``), objects by COCO category id, V-COCO (action, role) pairs from
+``model.common.labels.vcoco()``. Every (verb, object) pair used here is a HICO-DET HOI class
 (checked by ``check_catalog`` and the tests).
 """
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline import labels
+from model.common import labels
 from pipeline.synth_body import ARM, LEG, Body
 from pipeline.tables import PART_GROUP_NAMES
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline import labels
+from model.common import labels
 from pipeline.synth_catalog import hico_verb_ids, part_labels
 from pipeline.synth_scene import Scene
 

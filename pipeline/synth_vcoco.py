@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline import labels
+from model.common import labels
 from pipeline.synth_catalog import ACTIONS, VCOCO_AGENT
 from pipeline.synth_config import SynthConfig
 from pipeline.synth_scene import Scene

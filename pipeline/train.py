@@ -41,8 +41,8 @@ from model.transforms import AugmentConfig, make_transforms
 from model.validate import validate_stage1, validate_stage2
 from pipeline import params as P
 from pipeline import tables
-from pipeline.errors import UserError
-from pipeline.numbers import points
+from model.common.errors import UserError
+from model.common.numbers import points
 from pipeline.params import Device
 
 

@@ -13,7 +13,7 @@ import yaml
 from typer.testing import CliRunner
 
 from pipeline.ablations import METRICS, TABLE5_ARMS, markdown, parse_sets, run_params, selection_by_verb, summarise, t_interval
-from pipeline.errors import UserError
+from model.common.errors import UserError
 from test_train_stage import TINY_MODEL
 from train_fixtures import make_dataset, write_tables
 

@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 
 import cli
 from cli import app
-from pipeline import progress, tables
+from model.common import progress
+from pipeline import tables
 
 RUNNER = CliRunner()
 

@@ -13,7 +13,7 @@ import pytest
 from scipy.io import loadmat
 from typer.testing import CliRunner
 
-from pipeline import labels
+from model.common import labels
 from pipeline.interop import export_hico, vcoco_pickle
 from pipeline.interop import predictions as preds
 from pipeline.interop.image_keys import pattern_map

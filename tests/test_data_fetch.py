@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.errors import UserError
+from model.common.errors import UserError
 from pipeline.interop import catalog, digests, fetch
 from pipeline.interop.catalog import Entry
 from pipeline.interop.download import DownloadError, download, part_path

@@ -14,8 +14,8 @@ from PIL import Image
 from scipy.io import savemat
 from typer.testing import CliRunner
 
-from pipeline import labels
-from pipeline.errors import UserError
+from model.common import labels
+from model.common.errors import UserError
 from pipeline.ingest import IngestConfig, ingest
 from pipeline.interop import hico_convert
 from pipeline.params import DatasetConfig

@@ -14,8 +14,9 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from pipeline import labels, safe_pickle
-from pipeline.errors import UserError
+from model.common import labels
+from pipeline import safe_pickle
+from model.common.errors import UserError
 from pipeline.interop import import_preds
 from pipeline.interop import predictions as preds
 from pipeline.interop.image_keys import KeyMap, pattern_map

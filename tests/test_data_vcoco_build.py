@@ -13,8 +13,8 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from pipeline import labels
-from pipeline.errors import UserError
+from model.common import labels
+from model.common.errors import UserError
 from pipeline.ingest import IngestConfig, ingest
 from pipeline.interop import vcoco_build
 from pipeline.interop.vcoco_official import load_split

@@ -23,7 +23,7 @@ from model.engine import LoopConfig, NonFiniteLoss, Run, Trainer, lr_factor
 from model.label_space import for_format
 from model.transforms import AugmentConfig, make_transforms
 from model.validate import validate_stage1
-from pipeline.errors import UserError
+from model.common.errors import UserError
 from train_fixtures import TinyPairNet, make_dataset
 
 CPU = DistContext(0, 1, 0, torch.device("cpu"))

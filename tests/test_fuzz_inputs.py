@@ -28,7 +28,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from pipeline import safe_pickle
-from pipeline.errors import UserError
+from model.common.errors import UserError
 
 FUZZ = settings(max_examples=20, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

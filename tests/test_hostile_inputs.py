@@ -18,7 +18,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from pipeline import safe_pickle, tables
-from pipeline.errors import UserError, one_line, quote_name
+from model.common.errors import UserError, one_line, quote_name
 from pipeline.json_input import read_json
 from tests.hostile_payloads import hostile_pickle, hostile_torch_file
 

@@ -15,7 +15,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from pipeline import tables
-from pipeline.errors import UserError
+from model.common.errors import UserError
 from pipeline.ingest import IngestConfig, ingest, run
 from pipeline.params import DatasetConfig
 

@@ -53,7 +53,7 @@ def test_text_report_and_written_outputs(tmp_path):
 
 
 def test_missing_scene_column_is_a_user_error():
-    from pipeline.errors import UserError
+    from model.common.errors import UserError
 
     images, inst, pairs, preds, scenes = setup()
     with pytest.raises(UserError, match="tiny"):

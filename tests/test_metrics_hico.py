@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from metrics_fixtures import H, O, gt_tables, hoi, predictions, shift
-from pipeline import labels
+from model.common import labels
 from pipeline.metrics.hico import (ROUTES, HoiDetections, HicoProtocol, evaluate_hico, known_object_table,
                                    read_hico_image_labels)
 from pipeline.metrics.inputs import ImageIndex, PairGroundTruth, pair_ground_truth
@@ -186,7 +186,7 @@ def test_reads_image_level_labels_from_anno_mat(tmp_path):
 
 def test_pair_ground_truth_names_a_missing_instance():
     images, inst, pairs = gt_tables([("a", H, O, RIDE_BIKE)], ["a"])
-    from pipeline.errors import UserError
+    from model.common.errors import UserError
 
     with pytest.raises(UserError, match="subject 5"):
         pair_ground_truth(pairs.assign(subject=5), inst, ImageIndex.of(["a"]))

@@ -123,7 +123,7 @@ def test_vcoco_pickle_agent_scores_survive_import(tmp_path, capsys):
 
 
 def test_vcoco_pickle_wholly_outside_the_split_is_refused():
-    from pipeline.errors import UserError
+    from model.common.errors import UserError
 
     with pytest.raises(UserError, match="none of its images"):
         vcoco_pickle.from_detections(eat_pickle()[2:], KeyMap(["COCO_val2014_000000000001"]), "dets.pkl")

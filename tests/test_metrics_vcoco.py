@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import labels
+from model.common import labels
 from pipeline.metrics.ap import all_point_ap
 from pipeline.metrics.vcoco import evaluate_vcoco
 from pipeline.metrics.vcoco_data import (detections_from_official, detections_from_predictions, detections_to_official,
@@ -143,7 +143,7 @@ def test_official_dicts_round_trip(gt):
 
 
 def test_missing_key_is_a_clear_error(gt):
-    from pipeline.errors import UserError
+    from model.common.errors import UserError
 
     bad = det(1, box(101))
     del bad["hold_obj"]

@@ -136,7 +136,7 @@ def test_read_checkpoint_detr_layout_and_bare_state(tmp_path: Path) -> None:
 
 
 def test_read_checkpoint_errors_are_user_errors(tmp_path: Path) -> None:
-    from pipeline.errors import UserError
+    from model.common.errors import UserError
 
     with pytest.raises(UserError, match="not found"):
         read_checkpoint(tmp_path / "absent.pth")

@@ -234,7 +234,7 @@ def test_run_writes_tables(tmp_path) -> None:
 
 
 def test_unknown_image_is_a_user_error() -> None:
-    from pipeline.errors import UserError
+    from model.common.errors import UserError
 
     with pytest.raises(UserError, match="rerun the pose stage"):
         P.parts(persons_frame(keypoints(), ["zzz"]), images_frame(["a"]), P.PartsConfig())

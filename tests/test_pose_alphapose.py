@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.errors import UserError
+from model.common.errors import UserError
 from pipeline.pose_backends import alphapose
 from pipeline.pose_backends.records import LAYOUTS
 from pipeline.tables import to_arrow

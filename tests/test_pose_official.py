@@ -13,7 +13,7 @@ import pytest
 
 from pipeline import parts as P
 from pipeline import safe_pickle
-from pipeline.errors import UserError
+from model.common.errors import UserError
 from pipeline.pose_backends import official
 from pipeline.tables import to_arrow
 

@@ -12,7 +12,8 @@ from model.label_space import for_format
 from model.postprocess import (Candidates, OutputSpace, PostprocessConfig, apply_nis, boxes_to_pixels,
                                build_candidates, concat_candidates, finalize, match_stage1, pair_nms, postprocess,
                                stage1_pairs, top_k_per_image)
-from pipeline import labels, tables
+from model.common import labels
+from pipeline import tables
 
 HICO = OutputSpace.of(for_format("hico-det"))
 VCOCO = OutputSpace.of(for_format("v-coco"))

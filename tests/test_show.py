@@ -13,7 +13,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from pipeline import ingest, parts, pose, show
-from pipeline.errors import UserError
+from model.common.errors import UserError
 from pipeline.synth import generate, tiny_config
 
 

@@ -13,8 +13,8 @@ import pytest
 from PIL import Image
 from pycocotools.coco import COCO
 
-from pipeline import labels
-from pipeline.errors import UserError
+from model.common import labels
+from model.common.errors import UserError
 from pipeline.params import ParamsError, section
 from pipeline.synth import allocate, generate, run
 from pipeline.synth_alphapose import detect

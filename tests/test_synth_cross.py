@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline import labels, tables
+from model.common import labels
+from pipeline import tables
 from pipeline.ingest import IngestConfig, ingest
 from pipeline.params import DatasetConfig
 from pipeline.scenes import ScenesConfig, compute_scenes

@@ -11,7 +11,7 @@ from model.collate import Collate, pad_images
 from model.data import HOIDataset, build_records, split_validation
 from model.label_space import for_format
 from model.transforms import AugmentConfig, make_transforms
-from pipeline.labels import hico
+from model.common.labels import hico
 from train_fixtures import BALL, CUP, HOLD, NO_INTERACTION, make_dataset
 
 

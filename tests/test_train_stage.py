@@ -99,7 +99,7 @@ def test_train_stage_end_to_end(tmp_path):
 
 def test_a_non_dividing_accumulate_fails_before_reading_data(tmp_path):
     from pipeline import train
-    from pipeline.errors import UserError
+    from model.common.errors import UserError
 
     params = _params(tmp_path, tmp_path / "absent")
     p = yaml.safe_load(params.read_text())

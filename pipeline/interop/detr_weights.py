@@ -34,7 +34,7 @@ from model.detr_import import ImportReport, convert, read_checkpoint
 from model.label_space import LabelSpace, for_format
 from pipeline import params as P
 from pipeline import tables
-from pipeline.errors import UserError
+from model.common.errors import UserError
 from pipeline.interop import catalog, digests
 from pipeline.interop.catalog import Entry
 from pipeline.interop.digests import ContentCheck

@@ -24,8 +24,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline import labels, safe_pickle
-from pipeline.errors import UserError
+from model.common import labels
+from pipeline import safe_pickle
+from model.common.errors import UserError
 from pipeline.interop import export_hico, vcoco_pickle
 from pipeline.interop import predictions as preds
 from pipeline.interop.image_keys import KeyMap, pattern_map

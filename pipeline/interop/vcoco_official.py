@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline import json_input
-from pipeline.errors import UserError
+from model.common.errors import UserError
 
 
 @dataclass(frozen=True)

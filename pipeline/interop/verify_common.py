@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.errors import UserError
+from model.common.errors import UserError
 from pipeline.interop import catalog, digests
 from pipeline.interop.verify_report import Report
 from pipeline.readers.images import read_sizes

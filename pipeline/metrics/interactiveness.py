@@ -21,8 +21,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline import labels, safe_pickle
-from pipeline.errors import UserError, quote_name
+from model.common import labels
+from pipeline import safe_pickle
+from model.common.errors import UserError, quote_name
 from pipeline.metrics import ap as apm
 from pipeline.metrics.inputs import (HUMAN_COLS, OBJECT_COLS, ImageIndex, PairGroundTruth, boxes_of,
                                      pair_ground_truth, part_matrix)

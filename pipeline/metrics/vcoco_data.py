@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline import labels
-from pipeline.errors import UserError
+from model.common import labels
+from model.common.errors import UserError
 from pipeline.json_input import read_json
 from pipeline.metrics.inputs import HUMAN_COLS, OBJECT_COLS, boxes_of
 

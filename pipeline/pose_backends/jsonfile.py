@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.errors import UserError, quote_name
+from model.common.errors import UserError, quote_name
 from pipeline.json_input import read_json
 from pipeline.pose_backends.records import PersonArrays, keypoints_to_coco17
 

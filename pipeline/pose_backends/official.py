@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline import safe_pickle
-from pipeline.errors import UserError, quote_name
+from model.common.errors import UserError, quote_name
 from pipeline.params import Section
 from pipeline.pose_backends.records import ImageIndex, PersonArrays, keypoints_to_coco17, to_persons
 from pipeline.tables import NUM_PARTS

@@ -22,7 +22,7 @@ from pathlib import PurePosixPath
 import numpy as np
 import pandas as pd
 
-from pipeline.errors import UserError
+from model.common.errors import UserError
 from pipeline.tables import NUM_KEYPOINTS, NUM_PARTS
 
 # Keypoints per person -> layout name. In each of them the first 17 points are the COCO-17 body

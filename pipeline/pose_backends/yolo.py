@@ -27,7 +27,7 @@ import pandas as pd
 from pydantic import Field
 from tqdm import tqdm
 
-from pipeline.errors import UserError
+from model.common.errors import UserError
 from pipeline.params import Device, Section
 from pipeline.pose_backends.records import PersonArrays, to_persons
 from pipeline.pose_backends.shards import ShardStore

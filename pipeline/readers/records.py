@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.errors import UserError, quote_name
+from model.common.errors import UserError, quote_name
 from pipeline.json_input import read_json
 
 INT32_MAX = 2**31 - 1

@@ -27,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from pipeline import labels  # noqa: E402
+from model.common import labels  # noqa: E402
 from pipeline.metrics.hico import HoiDetections, evaluate_hico, hoi_object_column, known_object_table  # noqa: E402
 from pipeline.metrics.inputs import PairGroundTruth  # noqa: E402
 

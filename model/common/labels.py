@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-LABELS_DIR = Path(__file__).resolve().parents[1] / "data" / "labels"
+LABELS_DIR = Path(__file__).resolve().parents[2] / "data" / "labels"
 PERSON_COCO_ID = 1
 
 
