@@ -14,10 +14,11 @@ import torch
 from model.build import build
 from model.collate import Collate
 from model.config import preset
-from model.criterion import LossWeights, SetCriterion
+from model.criterion import SetCriterion
 from model.data import HOIDataset, build_records
 from model.distributed import DistContext
 from model.engine import LoopConfig, Run, Trainer
+from model.train_config import LossConfig, TrainConfig
 from model.label_space import for_format
 from model.matcher import BOX_KEYS
 from model.packed_targets import PAIR_KEYS, pack
@@ -49,7 +50,7 @@ def _net(stage: int, seed: int = 0):
 
 
 def _pair(stage: int, **kw):
-    w = LossWeights(**kw)
+    w = LossConfig(**kw)
     return SetCriterion(stage, 80, 117, weights=w), ReferenceCriterion(stage, 80, 117, weights=w)
 
 
@@ -89,7 +90,8 @@ def test_trainer_step_equals_the_reference_step(samples, stage, tmp_path):
     """One optimiser step (two micro-batches: accumulation and shared normalisers too)."""
     collate = Collate(with_part_masks=stage == 1)
     micro = [collate(samples[:3]), collate(samples[3:])]
-    loop = LoopConfig(iterations=10, lr_drop=10, epoch_size=6, batch_size=6, accumulate=2, lr=1e-3)
+    loop = LoopConfig(TrainConfig(batch_size=6, accumulate=2, lr=1e-3, lr_backbone=1e-5, warmup=50), iterations=10, lr_drop=10,
+                      epoch_size=6, val_every=250, checkpoint_every=250)
     trainers = []
     for _ in range(2):
         run = Run(_net(stage), SetCriterion(stage, 80, 117), None, np.ones(6), collate,

@@ -7,8 +7,9 @@ import math
 import pytest
 import torch
 
-from model.criterion import LossWeights, SetCriterion
+from model.criterion import SetCriterion
 from model.losses import focal_terms
+from model.train_config import LossConfig
 
 GT_SUB = [0.5, 0.5, 0.2, 0.2]
 GT_OBJ = [0.3, 0.3, 0.2, 0.2]
@@ -39,7 +40,7 @@ def _outputs(stage=1, n_match=1):
 
 
 def _crit(stage=1, **kw):
-    return SetCriterion(stage, num_obj_classes=2, num_verbs=2, weights=LossWeights(**kw))
+    return SetCriterion(stage, num_obj_classes=2, num_verbs=2, weights=LossConfig(**kw))
 
 
 def test_object_ce_weights_no_object_by_eos_coef():

@@ -20,6 +20,8 @@ from model.criterion import SetCriterion
 from model.data import HOIDataset, build_records
 from model.distributed import DistContext, init_from_env, shutdown
 from model.engine import LoopConfig, NonFiniteLoss, Run, Trainer, lr_factor
+from model.runtime_config import RuntimeConfig
+from model.train_config import TrainConfig
 from model.label_space import for_format
 from model.transforms import AugmentConfig, make_transforms
 from model.validate import validate_stage1
@@ -27,8 +29,14 @@ from model.common.errors import UserError
 from train_fixtures import TinyPairNet, make_dataset
 
 CPU = DistContext(0, 1, 0, torch.device("cpu"))
-LOOP = LoopConfig(iterations=6, lr_drop=4, epoch_size=8, batch_size=4, warmup=2, lr=1e-3, lr_backbone=5e-4,
-                  val_every=3, checkpoint_every=3, log_every=1, progress=False, seed=0)
+LOOP = LoopConfig(TrainConfig(batch_size=4, warmup=2, lr=1e-3, lr_backbone=5e-4), iterations=6, lr_drop=4,
+                  epoch_size=8, val_every=3, checkpoint_every=3, seed=0,
+                  runtime=RuntimeConfig(log_every=1, progress=False))
+
+
+def accumulating(loop: LoopConfig, accumulate: int) -> LoopConfig:
+    """``loop`` with ``train.accumulate`` = ``accumulate``."""
+    return replace(loop, train=loop.train.model_copy(update={"accumulate": accumulate}))
 
 
 def make_run(tmp: Path, dropout: float = 0.1, with_val: bool = True, data_dir: Path | None = None) -> Run:
@@ -72,7 +80,7 @@ class _StopAt(Trainer):
 
 @pytest.mark.parametrize("accumulate", [1, 2])
 def test_resume_ends_with_the_same_weights(tmp_path, accumulate):
-    loop = replace(LOOP, accumulate=accumulate)
+    loop = accumulating(LOOP, accumulate)
     full = Trainer(make_run(tmp_path / "a"), loop, CPU)
     summary = full.fit()
     assert summary["iterations"] == 6
@@ -109,7 +117,7 @@ def test_accumulation_matches_one_big_batch(tmp_path):
     runs = {}
     for a in (1, 2):
         run = make_run(tmp_path / str(a), dropout=0.0, with_val=False)
-        Trainer(run, replace(LOOP, accumulate=a), CPU).fit()
+        Trainer(run, accumulating(LOOP, a), CPU).fit()
         runs[a] = run
     one, two = (ckpt_io.load(runs[a].last_path) for a in (1, 2))
     assert two["iteration"] == 6 and two["sampler"] == one["sampler"]
@@ -126,7 +134,7 @@ def test_resume_may_change_accumulate(tmp_path):
         _StopAt(make_run(tmp_path / "b", dropout=0.0), LOOP, CPU).fit()
     resumed = make_run(tmp_path / "b", dropout=0.0)
     resumed.meta["train_config"] = {**resumed.meta["train_config"], "accumulate": 2}
-    Trainer(resumed, replace(LOOP, accumulate=2), CPU).fit(resume=True)
+    Trainer(resumed, accumulating(LOOP, 2), CPU).fit(resume=True)
     a, b = ckpt_io.load(full.last_path), ckpt_io.load(resumed.last_path)
     assert b["iteration"] == 6
     _assert_close(a["model"], b["model"], atol=1e-6, rtol=1e-5)
@@ -136,7 +144,7 @@ def test_resume_may_change_accumulate(tmp_path):
 def test_accumulate_must_divide_the_batch(tmp_path, accumulate):
     message = f"batch_size 4 is not divisible by 1 processes x train.accumulate {accumulate}"
     with pytest.raises(UserError, match=message):
-        Trainer(make_run(tmp_path), replace(LOOP, accumulate=accumulate), CPU)
+        Trainer(make_run(tmp_path), accumulating(LOOP, accumulate), CPU)
 
 
 def test_checkpoints_are_self_describing(tmp_path):
@@ -205,7 +213,7 @@ def _ddp_worker(rank: int, world: int, tmp: str, port: int, accumulate: int) -> 
         run = make_run(Path(tmp) / f"rank{rank}", dropout=0.0, with_val=False)
         run.last_path = Path(tmp) / "ddp_last.pt"
         run.live_dir = None
-        Trainer(run, replace(DDP_LOOP, accumulate=accumulate), ctx).fit()
+        Trainer(run, accumulating(DDP_LOOP, accumulate), ctx).fit()
     finally:
         shutdown()
 

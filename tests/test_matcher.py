@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from model.matcher import HungarianMatcher, MatcherWeights, assign
+from model.matcher import HungarianMatcher, assign
+from model.train_config import LossConfig
 
 
 def _target(sub, obj, labels, has_obj=None, interactive=None, verbs=None):
@@ -75,7 +76,7 @@ def test_cost_terms_follow_qpic():
     out["pred_sub_boxes"][:] = torch.tensor([.5, .5, .2, .2])
     out["pred_obj_boxes"][:] = torch.tensor([.5, .5, .2, .2])
     tgt = _target([[.5, .5, .2, .2], [.5, .5, .2, .2]], [[.6, .5, .2, .2], [0, 0, 0, 0]], [0, 1], has_obj=[True, False])
-    w = MatcherWeights(cost_int=0, cost_verb=0)
+    w = LossConfig(cost_int=0, cost_verb=0)
     c = HungarianMatcher(w).cost_matrix(out, [tgt])[0, 0]
     # pair 0: subject boxes equal (L1 0, GIoU 1); object shifted by 0.1: L1 0.1, IoU = GIoU = 1/3
     # (hull = union), so L1 term max(0, 0.1) and GIoU term max(-1, -1/3)
@@ -89,8 +90,8 @@ def test_interactiveness_cost_uses_the_label():
     out = _outputs(B=1, Q=1)
     out["pred_int_logits"][:] = 2.0
     tgt = _target([[.5, .5, .2, .2]] * 2, [[.5, .5, .2, .2]] * 2, [0, 0], interactive=[1, 0])
-    without = HungarianMatcher(MatcherWeights(cost_int=0, cost_verb=0)).cost_matrix(out, [tgt])[0, 0]
-    with_int = HungarianMatcher(MatcherWeights(cost_int=1, cost_verb=0)).cost_matrix(out, [tgt])[0, 0]
+    without = HungarianMatcher(LossConfig(cost_int=0, cost_verb=0)).cost_matrix(out, [tgt])[0, 0]
+    with_int = HungarianMatcher(LossConfig(cost_int=1, cost_verb=0)).cost_matrix(out, [tgt])[0, 0]
     p = torch.sigmoid(torch.tensor(2.0))
     assert torch.allclose(with_int - without, torch.stack([-p, -(1 - p)]), atol=1e-6)
 
@@ -99,8 +100,8 @@ def test_verb_cost_is_qpic_soft_recall():
     out = _outputs(B=1, Q=1)
     out["pred_verb_logits"][:] = torch.tensor([10.0, -10.0, 0.0])
     tgt = _target([[.5, .5, .2, .2]], [[.5, .5, .2, .2]], [0], verbs=[[1, 0, 0]])
-    without = HungarianMatcher(MatcherWeights(cost_verb=0)).cost_matrix(out, [tgt])[0, 0, 0]
-    with_verb = HungarianMatcher(MatcherWeights(cost_verb=1)).cost_matrix(out, [tgt])[0, 0, 0]
+    without = HungarianMatcher(LossConfig(cost_verb=0)).cost_matrix(out, [tgt])[0, 0, 0]
+    with_verb = HungarianMatcher(LossConfig(cost_verb=1)).cost_matrix(out, [tgt])[0, 0, 0]
     # positives: p = 1 -> recall 1; negatives: 1 - p = (1, 0.5) over 2 -> 0.75; cost -(1 + 0.75) / 2
     assert torch.isclose(with_verb - without, torch.tensor(-0.875), atol=1e-3)
 

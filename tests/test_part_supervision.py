@@ -9,10 +9,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from model.criterion import LossWeights, SetCriterion
+from model.criterion import SetCriterion
 from model.data import build_records, pair_part_labels
 from model.label_space import for_format
 from model.losses import part_label_loss
+from model.train_config import LossConfig
 from model.transforms import AugmentConfig, make_transforms
 from test_criterion import _outputs, _target
 from train_fixtures import HOLD, make_dataset
@@ -60,7 +61,7 @@ def test_records_and_transforms_carry_part_labels(tmp_path) -> None:
 
 
 def _crit(**kw) -> SetCriterion:
-    return SetCriterion(1, num_obj_classes=2, num_verbs=2, weights=LossWeights(**kw))
+    return SetCriterion(1, num_obj_classes=2, num_verbs=2, weights=LossConfig(**kw))
 
 
 def test_criterion_adds_the_weighted_part_loss_for_matched_queries_only() -> None:

@@ -35,7 +35,7 @@ def test_a_few_steps_lower_the_loss(tmp_path, stage):
     torch.manual_seed(0)
     cfg = config_mod.ModelConfig.model_validate(TINY_MODEL)
     net, _, _ = build_mod.build(cfg, stage, 80, 117)
-    crit = build_criterion(cfg, stage, 80, 117)
+    crit = build_criterion(stage, 80, 117)
     opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
     totals = []
     for _ in range(8):
