@@ -44,7 +44,8 @@ class LossConfig(Section):
 
 
 class TrainConfig(Section):
-    """The ``train`` params. Defaults = the demo preset (README "Training" lists the paper one)."""
+    """The ``train`` params. The defaults fill keys a params file leaves out; the named presets
+    are complete files (``demo`` = params.yaml as shipped, ``paper`` = data/presets/paper-*.yaml)."""
 
     alpha: float = Field(3.0, gt=0)  # sparsity-adaptive sampling: crowded images alpha x as likely
     batch_size: int = Field(16, ge=1)  # global batch (all processes together) per optimiser step

@@ -145,3 +145,11 @@ def test_preset_model_is_the_documented_paper_preset(name):
 @pytest.mark.parametrize("name", PRESETS)
 def test_preset_trains_on_several_workers(name):
     assert P.runtime(PRESETS[name]).num_workers > 0
+
+
+def test_model_presets_in_code_are_the_preset_files() -> None:
+    """model.config.PRESETS is not a second definition: ``paper`` is the paper files' model
+    section (but the DETR weight file and V-COCO's 100 queries), ``demo`` params.yaml's."""
+    paper = P.load(PRESETS["hico-det"])["model"]
+    assert model_config.preset("paper", pretrained=paper["pretrained"]) == model_config.ModelConfig(**paper)
+    assert model_config.preset("demo") == model_config.ModelConfig(**P.load(PARAMS)["model"])
