@@ -5,31 +5,33 @@ from __future__ import annotations
 
 from typing import Literal
 
-from torch import nn
-
 from model.bpm import InteractivenessNet, PairDetector, VerbNet
 from model.config import ModelConfig
 from model.criterion import SetCriterion, build_criterion
+from model.label_space import LabelSpace
+from model.postprocess import PostProcess, PostprocessConfig
 from model.train_config import LossConfig
 
 
-def build(cfg: ModelConfig, stage: Literal[1, 2], num_obj_classes: int, num_verbs: int,
-          loss: LossConfig | None = None) -> tuple[nn.Module, SetCriterion, None]:
-    """(network, criterion, post-processor) of ``stage``. The network is initialised from
-    ``cfg.pretrained`` (COCO DETR-R50) when given; its import report is ``net.import_report``.
-    The criterion's coefficients and matching costs are ``loss`` (``train.loss``; defaults when
-    None). The post-processor slot is None: predictions are post-processed by
-    ``model.postprocess.postprocess`` with the bundle's label space and ``postprocess`` params."""
+def build(cfg: ModelConfig, stage: Literal[1, 2], labels: LabelSpace, loss: LossConfig | None = None,
+          post: PostprocessConfig | None = None) -> tuple[PairDetector, SetCriterion, PostProcess]:
+    """(network, criterion, post-processor) of ``stage`` for the classes of ``labels``.
+
+    The network is initialised from ``cfg.pretrained`` (COCO DETR-R50) when given; its import
+    report is ``net.import_report``. The criterion's coefficients and matching costs are ``loss``
+    (``train.loss``), the post-processor's NIS / pair NMS / top-K settings ``post``
+    (``postprocess``); defaults when None."""
     if stage not in (1, 2):
         raise ValueError(f"stage must be 1 or 2, got {stage}")
-    net: PairDetector = (InteractivenessNet if stage == 1 else VerbNet)(cfg, num_obj_classes, num_verbs)
+    n_obj, n_verb = labels.num_objects, labels.num_verbs
+    net: PairDetector = (InteractivenessNet if stage == 1 else VerbNet)(cfg, n_obj, n_verb)
     net.import_report = None
     if cfg.pretrained is not None:
         from model.detr_import import load_detr
 
         net.import_report = load_detr(net, cfg.pretrained)
         print(f"model: {cfg.pretrained}: {net.import_report.summary()}")
-    return net, build_criterion(stage, num_obj_classes, num_verbs, loss), None
+    return net, build_criterion(stage, n_obj, n_verb, loss), PostProcess(labels, post or PostprocessConfig())
 
 
 def from_spec(spec: dict) -> PairDetector:

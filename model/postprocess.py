@@ -29,6 +29,7 @@ Ties everywhere: higher score first, then lower query index, then lower verb ind
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Literal
 
 import numpy as np
@@ -360,3 +361,32 @@ def stage1_pairs(stage1: dict, orig_sizes: Tensor, image_ids: list[str], space: 
     parts = list(stage1["pred_part_scores"].float().cpu().numpy().reshape(-1, NUM_PART_GROUPS))
     frame["part_scores"] = pd.Series(parts, index=frame.index, dtype=object)
     return frame
+
+
+@dataclass(frozen=True)
+class PostProcess:
+    """A stage's post-processor (DETR's ``PostProcess``), returned by ``model.build.build`` and
+    rebuilt from a bundle by the evaluate, predict and bundle stages.
+
+    Per batch, :meth:`pairs` turns stage-1 outputs into ``pair_predictions`` rows and
+    :meth:`candidates` turns stage-2 outputs (with stage 1's) into triplet candidates; once per
+    split, :meth:`finalize` applies NIS, pair NMS and top-K (``cfg``) to the joined candidates.
+    """
+
+    labels: LabelSpace
+    cfg: PostprocessConfig = PostprocessConfig()
+
+    @cached_property
+    def space(self) -> OutputSpace:
+        """The label space in dataset ids (built when first needed)."""
+        return OutputSpace.of(self.labels)
+
+    def pairs(self, stage1: dict, orig_sizes: Tensor, image_ids: list[str]) -> pd.DataFrame:
+        return stage1_pairs(stage1, orig_sizes, image_ids, self.space)
+
+    def candidates(self, stage2: dict, stage1: dict | None, orig_sizes: Tensor, image_ids: list[str]) -> Candidates:
+        return build_candidates(stage2, stage1, orig_sizes, image_ids, self.space)
+
+    def finalize(self, candidates: Candidates | list[Candidates]) -> pd.DataFrame:
+        joined = concat_candidates(candidates) if isinstance(candidates, list) else candidates
+        return finalize(joined, self.space, self.cfg)

@@ -37,7 +37,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from model.postprocess import OutputSpace, PostprocessConfig
+from model.postprocess import PostProcess, PostprocessConfig
 from model.transforms import AugmentConfig, part_box_valid
 from pipeline import tables
 from model.common.errors import UserError
@@ -235,8 +235,7 @@ class Networks:
     stage1: torch.nn.Module
     stage2: torch.nn.Module
     fmt: str
-    space: OutputSpace
-    post: PostprocessConfig  # NIS settings from the bundle
+    post: PostProcess  # the bundle's label space and NIS settings
     augment: AugmentConfig  # evaluation sizes of training
     stride: int
     rule: str
@@ -271,8 +270,8 @@ def load_networks(path: Path, device: torch.device) -> Networks:
     labels = LabelSpace.from_dict(ck1["labels"])
     mcfg = ck1.get("model_config") or ck1["model_spec"]["config"]
     augment = AugmentConfig.model_validate((ck2.get("train_config") or {}).get("augment", {}))
-    return Networks(network(ck1).to(device), network(ck2).to(device), labels.format, OutputSpace.of(labels),
-                    PostprocessConfig.model_validate(post), augment, int(mcfg.get("stride", 32)),
+    return Networks(network(ck1).to(device), network(ck2).to(device), labels.format,
+                    PostProcess(labels, PostprocessConfig.model_validate(post)), augment, int(mcfg.get("stride", 32)),
                     str(mcfg.get("mask_rule", "touch")), device)
 
 
@@ -294,18 +293,17 @@ def infer(nets: Networks, images: list[LoadedImage], persons: dict[str, Persons]
     """Both networks on a batch, post-processed (NIS, pair NMS, top-K) -> predictions rows
     with boxes in original px, and (with ``attention``) the Fig. 4 material per image."""
     from model.collate import Collate
-    from model.postprocess import build_candidates, finalize
     from model.transforms import make_transforms
 
     transforms = make_transforms(nets.augment, train=False)
-    samples = [model_sample(li.image, persons[li.source.image_id].part_boxes, transforms, len(nets.space.verb_ids))
+    samples = [model_sample(li.image, persons[li.source.image_id].part_boxes, transforms, len(nets.post.space.verb_ids))
                for li in images]
     batch = Collate(nets.stride, nets.rule)(samples).to(nets.device)
     o1 = nets.stage1(batch.images, batch.pixel_mask, batch.part_masks, return_attention=attention)
     o2 = nets.stage2(batch.images, batch.pixel_mask, None)
     ids = [li.source.image_id for li in images]
     sizes = torch.tensor([[li.image.height, li.image.width] for li in images], device=nets.device)
-    frame = finalize(build_candidates(o2, o1, sizes, ids, nets.space), nets.space, nets.post)
+    frame = nets.post.finalize(nets.post.candidates(o2, o1, sizes, ids))
     frame = to_original_pixels(frame, {li.source.image_id: li.scale for li in images})
     att = attention_material(o1, o2, batch, sizes, ids, [s[1]["size"] for s in samples]) if attention else {}
     return frame, att
@@ -435,7 +433,7 @@ def write_outputs(out: Path, results: list[ImageResult], nets: Networks, bundle:
     preds = pd.concat(frames, ignore_index=True) if frames else tables.empty("predictions")
     tables.write(preds, "predictions", out / "predictions.parquet")
     summary = summarise(results, pose_counts)
-    doc = {"bundle": str(bundle), "pose_backend": options.pose_backend, "nis": nets.post.model_dump(mode="json"),
+    doc = {"bundle": str(bundle), "pose_backend": options.pose_backend, "nis": nets.post.cfg.model_dump(mode="json"),
            "filters": {"conf": options.conf, "verbs": list(options.verbs), "objects": list(options.objects)},
            "summary": summary, "images": [result_entry(r, nets.fmt) for r in results]}
     tables.atomic_write(out / "predictions.json", lambda tmp: tmp.write_text(json.dumps(doc, indent=1) + "\n"))
@@ -451,7 +449,7 @@ def run(inputs: Sequence[Path], bundle: Path, out: Path, options: PredictOptions
         raise UserError("no image files found in " + ", ".join(map(str, inputs)))
     device = resolve_device(options.device)
     nets = load_networks(bundle, device)
-    check_filters(options, nets.fmt, nets.space)
+    check_filters(options, nets.fmt, nets.post.space)
     pose_counts: Counter = Counter()
     pose = make_pose(options, sources, params_path, pose_counts)
     out = run_folder(Path(out), exist_ok)

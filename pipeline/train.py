@@ -153,7 +153,7 @@ def _run(cfg, mcfg, ds, seed, rt, ctx, stage, resume, processed, models, reports
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-    net, criterion, _ = build(mcfg, stage, space.num_objects, space.num_verbs, cfg.loss)
+    net, criterion, _ = build(mcfg, stage, space, cfg.loss)
     note = init_stage2(net, cfg, mcfg, models) if stage == 2 else "stage 1"
     torch.manual_seed(seed + 1 + ctx.rank)  # dropout streams differ between ranks
     loop = loop_config(cfg, stage, len(train_set), seed, rt)

@@ -46,7 +46,7 @@ def samples(tmp_path_factory):
 def _net(stage: int, seed: int = 0):
     torch.manual_seed(seed)
     cfg = preset("demo", dec_layers_box=3, num_queries=6, dropout=0.0, query_type="plain")  # 2 aux layers
-    return build(cfg, stage, 80, 117)[0]
+    return build(cfg, stage, for_format("hico-det"))[0]
 
 
 def _pair(stage: int, **kw):

@@ -10,13 +10,17 @@ import torch
 from model.bpm import InteractivenessNet, VerbNet
 from model.build import build, from_spec
 from model.criterion import SetCriterion
+from model.label_space import LabelSpace, for_format
+from model.postprocess import PostProcess, PostprocessConfig
 from model.engine import LoopConfig, make_optimizer
 from model.train_config import LossConfig, TrainConfig
 from model.config import ModelConfig, preset
 from model.masks import rasterize_part_masks
+from pipeline.tables import SCHEMAS
 
 ABLATIONS = ["full", "no_parts", "no_saliency", "intuitive", "no_progressive", "no_one_time"]
 N_OBJ, N_VERB, Q = 5, 7, 8
+TOY = LabelSpace("hico-det", tuple(range(1, N_OBJ + 1)), tuple(f"verb{i}" for i in range(N_VERB)), None)
 
 
 def tiny(**kw) -> ModelConfig:
@@ -189,15 +193,34 @@ def test_ablations_change_what_reaches_attention() -> None:
 
 
 def test_build_returns_network_and_criterion() -> None:
-    net, criterion, _ = build(tiny(), 1, N_OBJ, N_VERB)
+    net, criterion, post = build(tiny(), 1, TOY)
     assert isinstance(net, InteractivenessNet) and net.import_report is None
     assert isinstance(criterion, SetCriterion) and criterion.stage == 1
     assert criterion.w == LossConfig() and criterion.matcher.w == LossConfig()
-    focal = build(tiny(), 1, N_OBJ, N_VERB, LossConfig(focal_gamma=1.5, cost_bbox=5.0))[1]
+    assert isinstance(post, PostProcess) and post.labels == TOY and post.cfg == PostprocessConfig()
+    focal = build(tiny(), 1, TOY, LossConfig(focal_gamma=1.5, cost_bbox=5.0))[1]
     assert focal.w.focal_gamma == 1.5 and focal.matcher.w.cost_bbox == 5.0
-    net2, _, _ = build(tiny(), 2, N_OBJ, N_VERB)
+    net2, _, _ = build(tiny(), 2, TOY)
     assert isinstance(net2, VerbNet)
     assert set(net2.state_dict()) >= {k for k in net.state_dict() if k.startswith(("extractor.", "detector."))}
+
+
+def test_build_post_processor_turns_outputs_into_table_rows() -> None:
+    """build()'s post-processor is the one the stages use: stage-1 outputs -> one pair row per
+    query, stage-2 outputs -> triplets after NIS / pair NMS / top-K in the predictions schema."""
+    torch.manual_seed(0)
+    space = for_format("hico-det")
+    net1, _, post = build(tiny(), 1, space, post=PostprocessConfig(nis="product", top_k=5))
+    net2 = build(tiny(), 2, space)[0]
+    images, mask = batch([(64, 96), (96, 64)])
+    sizes = torch.tensor([[64, 96], [96, 64]])
+    with torch.no_grad():
+        o1, o2 = net1.eval()(images, mask, part_masks(images, [0, 1])), net2.eval()(images, mask)
+    pairs = post.pairs(o1, sizes, ["a", "b"])
+    assert len(pairs) == 2 * Q and list(pairs["image_id"].unique()) == ["a", "b"]
+    rows = post.finalize([post.candidates(o2, o1, sizes, ["a", "b"])])
+    assert list(rows.columns) == SCHEMAS["predictions"].names
+    assert rows.groupby("image_id").size().max() <= 5
 
 
 def test_params_yaml_model_section_validates() -> None:

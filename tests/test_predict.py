@@ -44,7 +44,7 @@ def make_bundle(path: Path, **model: object) -> Path:
     torch.manual_seed(0)
     cks = []
     for stage in (1, 2):
-        net, _, _ = build(cfg, stage, space.num_objects, space.num_verbs)
+        net, _, _ = build(cfg, stage, space)
         cks.append({"format": ckpt_io.FORMAT, "stage": stage, "model": net.state_dict(), "model_spec": net.spec(),
                     "model_config": cfg.model_dump(mode="json"), "labels": space.to_dict(),
                     "train_config": {"augment": AugmentConfig(eval_size=64, eval_max_size=96).model_dump(mode="json")},

@@ -34,7 +34,7 @@ def test_a_few_steps_lower_the_loss(tmp_path, stage):
     batch = Collate(with_part_masks=stage == 1)([ds[(i, i)] for i in range(4)])
     torch.manual_seed(0)
     cfg = config_mod.ModelConfig.model_validate(TINY_MODEL)
-    net, _, _ = build_mod.build(cfg, stage, 80, 117)
+    net, _, _ = build_mod.build(cfg, stage, for_format("hico-det"))
     crit = build_criterion(stage, 80, 117)
     opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
     totals = []

@@ -84,7 +84,7 @@ def test_converted_weights_load_as_model_pretrained(setup, tmp_path: Path) -> No
     cfg = P.section("model", ModelConfig, cfg_path)
     space = for_format("hico-det")
     for stage in (1, 2):
-        net, _, _ = build(cfg, stage, space.num_objects, space.num_verbs)
+        net, _, _ = build(cfg, stage, space)
         got = net.state_dict()
         assert len(net.import_report.loaded) == rep["stages"][str(stage)]["loaded"]
         assert all(k.startswith("verb.") for k in net.import_report.skipped)  # stage 2's, in a stage-1 net

@@ -147,7 +147,7 @@ def per_image_costs(a: argparse.Namespace, ds: HOIDataset, recs: list, collate: 
 
 def make_trainer(a, cfg, path: str, ds, collate, tmp: Path, dev: torch.device) -> Trainer:
     torch.manual_seed(0)
-    net = build(cfg, a.stage, 80, 117)[0]
+    net = build(cfg, a.stage, for_format("hico-det"))[0]
     flags = set(path.split("+")[1:])
     runtime = RuntimeConfig(channels_last="cl" in flags, fused_optimizer="fused" in flags, compile="compile" in flags,
                             log_every=LOG_EVERY)
@@ -261,7 +261,7 @@ def time_path(a, cfg, path, ds, collate, batches, tmp, dev) -> dict:
 
 def explain(cfg, stage: int, batch, dev: torch.device) -> dict:
     torch.manual_seed(0)
-    net = build(cfg, stage, 80, 117)[0].to(dev)
+    net = build(cfg, stage, for_format("hico-det"))[0].to(dev)
     b = batch.to(dev)
     e = torch._dynamo.explain(net)(b.images, b.pixel_mask, b.part_masks)
     return {"graphs": e.graph_count, "graph_breaks": e.graph_break_count,
