@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-from model.box_geometry import cxcywh_to_xyxy
+from model.box_geometry import cxcywh_to_xyxy, iou_np
 
 RECALL_POINTS = np.linspace(0, 1, 11)
 
@@ -70,20 +70,10 @@ def collect(net: nn.Module, loader: DataLoader, device: torch.device) -> dict[st
     return {**{f"q_{k}": cat(v) for k, v in q.items()}, **{f"g_{k}": cat(v) for k, v in g.items()}}
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of every box of a [N, 4] with every box of b [M, 4] -> [N, M]."""
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.clip(rb - lt, 0, None).prod(-1)
-    area = lambda x: np.clip(x[:, 2] - x[:, 0], 0, None) * np.clip(x[:, 3] - x[:, 1], 0, None)  # noqa: E731
-    union = area(a)[:, None] + area(b)[None, :] - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-
-
 def pair_overlap(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
     """min(IoU_h, IoU_o) of predicted [N, 8] vs ground-truth [M, 8] pairs (IoU_h alone for a
     ground truth without object, whose object box is all zeros)."""
-    ih, io = _iou(pred[:, :4], gt[:, :4]), _iou(pred[:, 4:], gt[:, 4:])
+    ih, io = iou_np(pred[:, None, :4], gt[None, :, :4]), iou_np(pred[:, None, 4:], gt[None, :, 4:])
     no_obj = ~gt[:, 4:].any(-1)
     return np.where(no_obj[None, :], ih, np.minimum(ih, io))
 

@@ -15,7 +15,8 @@ from torch.utils.data import DataLoader
 from model.collate import Collate
 from model.data import HOIDataset, build_records
 from model.label_space import LabelSpace
-from model.postprocess import OutputSpace, batched_iou, stage1_pairs
+from model.box_geometry import pairwise_iou_or_zero
+from model.postprocess import OutputSpace, stage1_pairs
 from model.transforms import AugmentConfig, make_transforms
 from pipeline import tables
 from pipeline.tables import PART_GROUP_NAMES
@@ -106,8 +107,8 @@ def matched_queries(frame: pd.DataFrame, t: dict[str, pd.DataFrame]) -> pd.DataF
         q = q_rows.get(image_id)
         if q is None:
             continue
-        iou = torch.minimum(batched_iou(torch.from_numpy(h[g])[None], torch.from_numpy(qh[q])[None]),
-                            batched_iou(torch.from_numpy(np.nan_to_num(o[g]))[None], torch.from_numpy(qo[q])[None]))[0]
+        iou = torch.minimum(pairwise_iou_or_zero(torch.from_numpy(h[g])[None], torch.from_numpy(qh[q])[None]),
+                            pairwise_iou_or_zero(torch.from_numpy(np.nan_to_num(o[g]))[None], torch.from_numpy(qo[q])[None]))[0]
         best = iou.max(-1)
         rows[g] = np.where(best.values.numpy() >= MATCH_IOU, q[best.indices.numpy()], -1)
     return pd.DataFrame({"verb_id": pairs["verb_id"].to_numpy(), "query_row": rows})

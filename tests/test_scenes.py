@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from model.box_geometry import iou_np
 from pipeline import scenes as sc
 from pipeline import tables
 from pipeline.params import ParamsError
@@ -67,10 +68,10 @@ def scenes(fr: dict, alpha: float = 3.0, no_interaction: int | None = NO_INTERAC
 def test_box_iou_and_cover() -> None:
     a = np.array([[0, 0, 10, 10], [0, 0, 10, 10], [0, 0, 0, 0]], float)
     b = np.array([[0, 0, 10, 5], [20, 20, 30, 30], [0, 0, 0, 0]], float)
-    assert sc.box_iou(a, b).tolist() == [0.5, 0.0, 0.0]
+    assert iou_np(a, b).tolist() == [0.5, 0.0, 0.0]
     small_inside = np.array([[2, 2, 4, 4]], float)
     assert sc.box_cover(a[:1], small_inside).tolist() == [1.0]
-    assert sc.box_iou(a[:1], small_inside)[0] == pytest.approx(0.04)
+    assert iou_np(a[:1], small_inside)[0] == pytest.approx(0.04)
 
 
 def test_merge_duplicates_threshold_chain_and_groups() -> None:

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from model import torchvision_fallback as tvf
+from model.box_geometry import pairwise_iou_or_zero
 
 tv = tvf.ensure_torchvision()
 
@@ -43,7 +44,7 @@ def reference_nms(boxes: torch.Tensor, scores: torch.Tensor, thr: float) -> list
     order = sorted(range(len(scores)), key=lambda i: (-float(scores[i]), i))
     keep: list[int] = []
     for i in order:
-        if all(float(tvf.box_iou(boxes[i : i + 1], boxes[j : j + 1])) <= thr for j in keep):
+        if all(float(pairwise_iou_or_zero(boxes[i : i + 1], boxes[j : j + 1], eps=0.0)) <= thr for j in keep):
             keep.append(i)
     return keep
 
