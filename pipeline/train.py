@@ -36,7 +36,7 @@ from model.sampler import scene_weights
 from model.runtime_config import RuntimeConfig
 from model.train_config import LossConfig, StageSchedule, TrainConfig  # noqa: F401 (the train section)
 from model.transforms import make_transforms
-from model.validate import validate_stage1, validate_stage2
+from pipeline.validation import validate_stage1, validate_stage2
 from pipeline import params as P
 from pipeline import tables
 from model.common.errors import UserError

@@ -24,7 +24,7 @@ from model.runtime_config import RuntimeConfig
 from model.train_config import TrainConfig
 from model.label_space import for_format
 from model.transforms import AugmentConfig, make_transforms
-from model.validate import validate_stage1
+from pipeline.validation import validate_stage1
 from model.common.errors import UserError
 from train_fixtures import TinyPairNet, make_dataset
 

@@ -1,9 +1,11 @@
-"""Validation metrics computed during training, on the split carved from the training set.
+"""Validation during training (the engine's ``validate`` callback, model/engine.py), on the split
+carved from the training set; the AP and the pair matching are pipeline/metrics'.
 
 - stage 1: ``int_ap``, interactiveness AP with the TIN++ protocol (reference notes §6.1): all
   queries of all images ranked by p_int, a prediction is a true positive when its best ground
-  truth pair by min(IoU_h, IoU_o) reaches 0.5 and is still unused; 11-point AP; ground truth =
-  the interactive pairs (decision 11).
+  truth pair by min(IoU_h, IoU_o) reaches 0.5 and is still unused; 11-point AP at the exact
+  tenths k / 10 (metrics.ap.TENTHS, as the evaluate stage); ground truth = the interactive
+  pairs (decision 11; a pair without object is matched on the human box alone).
 - stage 2: ``hoi_map``, mean over the (verb, object) classes present in the split of the same
   pair AP, with score = p_verb x p_object and the predicted object class (argmax) required to
   match, as QPIC's evaluator.
@@ -19,9 +21,10 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-from model.box_geometry import cxcywh_to_xyxy, iou_np
-
-RECALL_POINTS = np.linspace(0, 1, 11)
+from model.box_geometry import cxcywh_to_xyxy
+from model.common.progress import bar
+from pipeline.metrics import ap as apm
+from pipeline.metrics.matching import BestMatch, best_match, first_come_true_positives, rank_order
 
 
 def _to_pixels(boxes: Tensor, size: Tensor) -> Tensor:
@@ -38,8 +41,6 @@ def collect(net: nn.Module, loader: DataLoader, device: torch.device) -> dict[st
     q: dict[str, list] = {k: [] for k in ("img", "boxes", "obj_prob", "obj_label", "int", "verb")}
     g: dict[str, list] = {k: [] for k in ("img", "boxes", "obj_label", "int", "verbs")}
     n = 0
-    from model.common.progress import bar
-
     for batch in bar(loader, desc="validation", unit="batch", leave=False):
         batch = batch.to(device)
         out = net(batch.images, batch.pixel_mask, batch.part_masks)
@@ -70,42 +71,29 @@ def collect(net: nn.Module, loader: DataLoader, device: torch.device) -> dict[st
     return {**{f"q_{k}": cat(v) for k, v in q.items()}, **{f"g_{k}": cat(v) for k, v in g.items()}}
 
 
-def pair_overlap(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """min(IoU_h, IoU_o) of predicted [N, 8] vs ground-truth [M, 8] pairs (IoU_h alone for a
-    ground truth without object, whose object box is all zeros)."""
-    ih, io = iou_np(pred[:, None, :4], gt[None, :, :4]), iou_np(pred[:, None, 4:], gt[None, :, 4:])
-    no_obj = ~gt[:, 4:].any(-1)
-    return np.where(no_obj[None, :], ih, np.minimum(ih, io))
-
-
-def voc11(tp: np.ndarray, npos: int) -> float:
-    """11-point interpolated AP of a ranked true-positive vector."""
-    if npos == 0:
-        return float("nan")
-    ctp = np.cumsum(tp)
-    rec, prec = ctp / npos, ctp / np.arange(1, len(tp) + 1)
-    return float(np.mean([prec[rec >= t].max() if (rec >= t).any() else 0.0 for t in RECALL_POINTS]))
+def pair_match(img: np.ndarray, boxes: np.ndarray, g_img: np.ndarray, g_boxes: np.ndarray) -> BestMatch:
+    """Each predicted pair's best ground truth of its image by min(IoU_h, IoU_o) (IoU_h alone
+    for a ground truth without object, whose object box is all zeros); ties: the earlier one.
+    ``boxes`` [N, 8] / ``g_boxes`` [M, 8]: human then object box, pixels."""
+    no_obj = ~g_boxes[:, 4:].any(-1)
+    both = best_match(img, (boxes[:, :4], boxes[:, 4:]), np.where(no_obj, -1, g_img),
+                      (g_boxes[:, :4], g_boxes[:, 4:]), plus_one=False)
+    human = best_match(img, (boxes[:, :4],), np.where(no_obj, g_img, -1), (g_boxes[:, :4],), plus_one=False)
+    take = (human.gt >= 0) & ((both.gt < 0) | (human.overlap > both.overlap)
+                              | ((human.overlap == both.overlap) & (human.gt < both.gt)))
+    return BestMatch(np.where(take, human.gt, both.gt), np.where(take, human.overlap, both.overlap))
 
 
 def pair_ap(scores: np.ndarray, img: np.ndarray, boxes: np.ndarray, g_img: np.ndarray, g_boxes: np.ndarray,
             thresh: float = 0.5) -> float:
-    """TIN++ matching: each prediction (by descending score) takes its best ground truth of the
-    image by pair overlap; a TP when that overlap >= ``thresh`` and the ground truth is unused."""
-    order = np.argsort(-scores, kind="stable")
-    best = np.full(len(scores), -1)
-    best_ov = np.zeros(len(scores))
-    for i in np.unique(img):  # one overlap matrix per image, not per prediction
-        p, gi = np.flatnonzero(img == i), np.flatnonzero(g_img == i)
-        if len(gi):
-            ov = pair_overlap(boxes[p], g_boxes[gi])
-            best[p], best_ov[p] = gi[ov.argmax(1)], ov.max(1)
-    used = np.zeros(len(g_img), dtype=bool)
-    tp = np.zeros(len(order))
-    for rank, k in enumerate(order):  # sequential by nature: a ground truth is used once
-        if best[k] >= 0 and best_ov[k] >= thresh and not used[best[k]]:
-            used[best[k]] = True
-            tp[rank] = 1
-    return voc11(tp, len(g_img))
+    """TIN++ matching: each prediction (by descending score, ties in input order) takes its
+    best ground truth (:func:`pair_match`); a TP when that overlap >= ``thresh`` and no
+    better-ranked prediction took it. 11-point AP at k / 10; NaN without ground truth."""
+    match = pair_match(img, boxes, g_img, g_boxes)
+    order = rank_order(scores, None)
+    tp = first_come_true_positives(order, match.gt, (match.gt >= 0) & (match.overlap >= thresh))
+    pr = apm.ranked_pr(np.zeros(len(order), dtype=np.int64), tp[order], np.array([len(g_img)], dtype=np.float64))
+    return float(apm.eleven_point_ap(pr, apm.TENTHS)[0])
 
 
 def interactiveness_ap(c: dict[str, np.ndarray]) -> float:
