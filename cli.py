@@ -599,7 +599,7 @@ def data_import_preds(
     """
     from pipeline.interop import import_preds
     from pipeline.interop.image_keys import test_image_ids
-    from pipeline.readers.records import read_split
+    from pipeline.readers.annotation_json import read_split
 
     names = read_split(annotations).records["file_name"].tolist() if annotations else None
     ids = test_image_ids(images, image_list, anno_mat)

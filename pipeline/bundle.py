@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 
 from model import checkpoint as ckpt_io
-from model.bundle import make_bundle, save_bundle
+from model.bundle_file import make_bundle, save_bundle
 from model.label_space import LabelSpace
 from pipeline import params as P
 from pipeline import tables

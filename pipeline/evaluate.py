@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
-from model.bundle import load_bundle, network
+from model.bundle_file import load_bundle, network
 from model.collate import Collate
 from model.data import HOIDataset, build_records
 from model.label_space import LabelSpace

@@ -27,7 +27,7 @@ import pandas as pd
 from pipeline import params as P
 from pipeline import tables
 from model.common.errors import UserError
-from pipeline.json_input import read_json
+from pipeline.inputs.json_reader import read_json
 from pipeline.metrics.inputs import ImageIndex, split_image_ids
 
 DEFAULT_OUT = Path("reports/evaluate-imported")

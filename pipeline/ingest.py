@@ -27,7 +27,7 @@ from pipeline.params import DEFAULT_PARAMS, DatasetConfig, Section, section
 from pipeline.readers import checks
 from pipeline.readers.images import list_images, read_sizes
 from pipeline.readers.layout import SplitLayout, layouts
-from pipeline.readers.records import RawSplit, read_split
+from pipeline.readers.annotation_json import RawSplit, read_split
 from pipeline.readers.verbs import PairLabeler, labeler
 
 Policy = Literal["fail", "skip"]

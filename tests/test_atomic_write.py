@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from model import checkpoint as ckpt_io
-from model.bundle import save_bundle
+from model.bundle_file import save_bundle
 from pipeline import tables
 
 

@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from model.common import labels
-from pipeline import safe_pickle
+from pipeline.inputs import safe_pickle
 from model.common.errors import UserError
 from pipeline.interop import import_preds
 from pipeline.interop import predictions as preds

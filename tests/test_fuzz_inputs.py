@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 from PIL import Image
 from typer.testing import CliRunner
 
-from pipeline import safe_pickle
+from pipeline.inputs import safe_pickle
 from model.common.errors import UserError
 
 FUZZ = settings(max_examples=20, deadline=None, derandomize=True,
@@ -258,7 +258,7 @@ def test_no_single_bit_flip_changes_a_checkpoint_silently(tmp_path: Path) -> Non
 @FUZZ
 @given(how=byte_variants())
 def test_bundle_loader_on_corrupted_bytes(how: tuple) -> None:
-    from model.bundle import load_bundle
+    from model.bundle_file import load_bundle
 
     blob, _ = _checkpoint_bytes()
     with tempfile.TemporaryDirectory() as tmp:
@@ -275,7 +275,7 @@ def test_bundle_loader_on_corrupted_bytes(how: tuple) -> None:
 @FUZZ
 @given(how=byte_variants(), fmt=st.sampled_from(["JPEG", "PNG"]))
 def test_image_probe_and_predict_loader_on_corrupted_bytes(how: tuple, fmt: str) -> None:
-    from pipeline.image_input import ImageError, Source, load_image
+    from pipeline.inputs.images import ImageError, Source, load_image
     from pipeline.readers.image_check import probe
 
     buf = io.BytesIO()

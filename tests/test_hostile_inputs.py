@@ -17,9 +17,10 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from pipeline import safe_pickle, tables
+from pipeline import tables
+from pipeline.inputs import safe_pickle
 from model.common.errors import UserError, one_line, quote_name
-from pipeline.json_input import read_json
+from pipeline.inputs.json_reader import read_json
 from tests.hostile_payloads import hostile_pickle, hostile_torch_file
 
 NESTED = "[" * 200_000 + "]" * 200_000  # deeper than the JSON parser's recursion limit
@@ -41,7 +42,7 @@ def one_error_line(result, *needles: str) -> str:
 
 def test_interactiveness_ground_truth_pickle_runs_no_code(tmp_path: Path) -> None:
     from pipeline.metrics.inputs import ImageIndex
-    from pipeline.metrics.interactiveness import read_authors_ground_truth
+    from pipeline.metrics.interactiveness_ap import read_authors_ground_truth
 
     marker, path = tmp_path / "PWNED", tmp_path / "gt_binary_HICO_DET.pkl"
     path.write_bytes(hostile_pickle(marker))
@@ -85,7 +86,7 @@ def test_restricted_unpickler_allows_only_the_latin1_codec() -> None:
 
 def test_torch_files_share_one_error_contract(tmp_path: Path) -> None:
     from model import checkpoint as ckpt_io
-    from model.bundle import load_bundle
+    from model.bundle_file import load_bundle
     from model.torch_file import read_torch_file
 
     marker = tmp_path / "PWNED"
@@ -160,7 +161,7 @@ def test_json_reader_contract(tmp_path: Path) -> None:
 def test_every_json_reader_survives_deep_nesting(tmp_path: Path) -> None:
     from pipeline.interop.import_preds import load_entries
     from pipeline.pose_backends.jsonfile import read_entries
-    from pipeline.readers.records import read_split
+    from pipeline.readers.annotation_json import read_split
 
     nested = tmp_path / "deep.json"
     nested.write_text(NESTED)

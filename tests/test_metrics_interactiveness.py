@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from metrics_fixtures import H, O, gt_tables, hoi, shift
 from pipeline.metrics.inputs import ImageIndex
-from pipeline.metrics.interactiveness import (InteractivenessEvaluator, PairScores, evaluate_interactiveness,
+from pipeline.metrics.interactiveness_ap import (InteractivenessEvaluator, PairScores, evaluate_interactiveness,
                                               interactiveness_ground_truth, read_authors_ground_truth)
 
 RIDE, HOLD, NO_INT = hoi("ride", "bicycle"), hoi("hold", "bicycle"), hoi("no_interaction", "bicycle")

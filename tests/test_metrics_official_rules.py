@@ -15,7 +15,7 @@ from pipeline.interop.image_keys import KeyMap
 from pipeline.metrics import ap as apm
 from pipeline.metrics.hico import ROUTES, HoiDetections, evaluate_hico, known_object_table
 from pipeline.metrics.inputs import ImageIndex, pair_ground_truth
-from pipeline.metrics.interactiveness import PairScores, evaluate_interactiveness, interactiveness_ground_truth
+from pipeline.metrics.interactiveness_ap import PairScores, evaluate_interactiveness, interactiveness_ground_truth
 from pipeline.metrics.vcoco import evaluate_vcoco
 from pipeline.metrics.vcoco_data import detections_from_official, detections_from_predictions
 from test_metrics_vcoco import ANNS, IN_VCOCO, LABELS, ap_of, box, det, write_vcoco

@@ -12,7 +12,7 @@ import pytest
 
 from model.common.errors import UserError
 from pipeline.pose_backends import alphapose
-from pipeline.pose_backends.records import LAYOUTS
+from pipeline.pose_backends.persons import LAYOUTS
 from pipeline.tables import to_arrow
 
 IDS = ["HICO_train2015_00000001", "HICO_test2015_00000001"]

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from pipeline import parts as P
-from pipeline import safe_pickle
+from pipeline.inputs import safe_pickle
 from model.common.errors import UserError
 from pipeline.pose_backends import official
 from pipeline.tables import to_arrow

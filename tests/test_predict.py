@@ -18,7 +18,8 @@ import yaml
 from PIL import Image, ImageDraw
 from typer.testing import CliRunner
 
-from pipeline import image_input, predict, tables
+from pipeline import predict, tables
+from pipeline.inputs import images as image_input
 
 TINY = {"backbone": "demo", "hidden_dim": 32, "nheads": 4, "dim_feedforward": 64, "enc_layers": 1,
         "dec_layers_box": 2, "dec_layers_verb": 1, "num_queries": 4, "query_type": "anchor", "dropout": 0.0}
@@ -33,8 +34,8 @@ def make_bundle(path: Path, **model: object) -> Path:
     64 px inputs."""
     from model import checkpoint as ckpt_io
     from model.build import build
-    from model.bundle import make_bundle as assemble
-    from model.bundle import save_bundle
+    from model.bundle_file import make_bundle as assemble
+    from model.bundle_file import save_bundle
     from model.config import ModelConfig
     from model.label_space import for_format
     from model.postprocess import PostprocessConfig

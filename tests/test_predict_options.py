@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli import app
-from pipeline.predict_render import names
+from pipeline.predict.render import names
 from tests.test_predict import BOX, figure, make_bundle, pose_entry
 
 

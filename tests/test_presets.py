@@ -17,7 +17,7 @@ from pipeline.ingest import IngestConfig
 from pipeline.parts import PartsConfig
 from pipeline.pose import PoseConfig
 from pipeline.scenes import ScenesConfig
-from pipeline.synth_config import SynthConfig
+from pipeline.synth.config import SynthConfig
 from pipeline.train import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]

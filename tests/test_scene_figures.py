@@ -10,8 +10,9 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from cli import app
-from pipeline import scene_figures, scene_report, tables
-from pipeline.scene_crowd import crowd_report
+from pipeline import scene_report, tables
+from pipeline.scene_report import figures as scene_figures
+from pipeline.scene_report.crowd import crowd_report
 from tests.test_scene_report import pairs_frame, scenes_frame
 
 

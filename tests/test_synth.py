@@ -17,15 +17,15 @@ from model.common import labels
 from model.common.errors import UserError
 from pipeline.params import ParamsError, section
 from pipeline.synth import allocate, generate, run
-from pipeline.synth_alphapose import detect
-from pipeline.synth_body import ARM, LEG, POSES, pose_body
-from pipeline.synth_catalog import (
+from pipeline.synth.alphapose import detect
+from pipeline.synth.body import ARM, LEG, POSES, pose_body
+from pipeline.synth.catalog import (
     ACTIONS, BOTTLE, CUP, SPORTS_BALL, TV, check_catalog, hico_verb_ids, vcoco_correspondence,
 )
-from pipeline.synth_config import SCENE_KINDS, PoseFaults, SynthConfig, tiny_config
-from pipeline.synth_draw import render
-from pipeline.synth_hico import hico_box, hico_record
-from pipeline.synth_scene import DISTRACTOR_CLEARANCE, intersects, make_scene
+from pipeline.synth.config import SCENE_KINDS, PoseFaults, SynthConfig, tiny_config
+from pipeline.synth.draw import render
+from pipeline.synth.hico import hico_box, hico_record
+from pipeline.synth.scene import DISTRACTOR_CLEARANCE, intersects, make_scene
 
 HICO = "hico_20160224_det"
 VCOCO = "v-coco"

@@ -1,4 +1,4 @@
-"""The cross_person scene kind (pipeline/synth_cross.py): the target pair is decidable only from
+"""The cross_person scene kind (pipeline/synth/cross.py): the target pair is decidable only from
 the second person's flag. Pixels are compared between the two classes of one seed: with the
 cue removed (control) nothing differs; with it, only the held flag does. Then its annotations,
 its place in the dataset (mix, V-COCO, determinism) and its way through ingest and scenes."""
@@ -17,12 +17,12 @@ from pipeline.ingest import IngestConfig, ingest
 from pipeline.params import DatasetConfig
 from pipeline.scenes import ScenesConfig, compute_scenes
 from pipeline.synth import generate
-from pipeline.synth_catalog import KITE, SPORTS_BALL
-from pipeline.synth_config import SynthConfig, tiny_config
-from pipeline.synth_cross import BEARER, GO, PLAYER, STOP, lay_out
-from pipeline.synth_draw import render
-from pipeline.synth_hico import hico_record
-from pipeline.synth_scene import Background, Scene, intersects
+from pipeline.synth.catalog import KITE, SPORTS_BALL
+from pipeline.synth.config import SynthConfig, tiny_config
+from pipeline.synth.cross import BEARER, GO, PLAYER, STOP, lay_out
+from pipeline.synth.draw import render
+from pipeline.synth.hico import hico_record
+from pipeline.synth.scene import Background, Scene, intersects
 
 SEEDS = range(12)
 HICO = labels.hico()

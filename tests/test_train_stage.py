@@ -86,7 +86,7 @@ def test_train_stage_end_to_end(tmp_path):
     after = ckpt_io.load(tmp_path / "models" / "stage2-last.pt")["model"]
     assert all(torch.equal(before[k], after[k]) for k in before)
     # the bundle: both networks + tau chosen on the validation images
-    from model.bundle import load_bundle, network
+    from model.bundle_file import load_bundle, network
     from pipeline import bundle
 
     summary = bundle.run(params, tmp_path / "models", tmp_path / "processed", report=tmp_path / "reports" / "bundle.json")

@@ -12,7 +12,7 @@ from functools import cache
 from pathlib import Path
 
 from model.common.errors import UserError
-from pipeline.json_input import read_json
+from pipeline.inputs.json_reader import read_json
 from model.common.labels import LABELS_DIR
 
 CATALOG_PATH = LABELS_DIR / "checksums.json"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import json_input
+from pipeline.inputs import json_reader as json_input
 from model.common.errors import UserError
 
 

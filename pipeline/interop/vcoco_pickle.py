@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 
 from model.common import labels
-from pipeline import safe_pickle, tables
+from pipeline import tables
+from pipeline.inputs import safe_pickle
 from model.common.errors import UserError
 from pipeline.interop import predictions as preds
 from pipeline.interop.image_keys import KeyMap, number

@@ -19,7 +19,7 @@ from pipeline.interop import verify_common as vc
 from pipeline.interop.hico_mat import load_mat, read_split
 from pipeline.interop.verify_report import Report
 from pipeline.readers.layout import layouts
-from pipeline.readers.records import RawSplit
+from pipeline.readers.annotation_json import RawSplit
 
 IMAGES = {"train": 38_118, "test": 9_658}
 RECORDS = {"train": (37_633, "warning"), "test": (9_546, "error")}

@@ -20,7 +20,7 @@ from functools import cache
 from pathlib import Path
 
 from model.common.errors import UserError, quote_name
-from pipeline.json_input import read_json
+from pipeline.inputs.json_reader import read_json
 from model.common.labels import LABELS_DIR
 
 TABLE = LABELS_DIR / "pose_weights.json"

@@ -156,7 +156,7 @@ def _jitter(rng: np.random.Generator, boxes: np.ndarray) -> np.ndarray:
 
 
 def bench_interactiveness(n_images: int, gt: PairGroundTruth) -> None:
-    from pipeline.metrics.interactiveness import PairScores, evaluate_interactiveness
+    from pipeline.metrics.interactiveness_ap import PairScores, evaluate_interactiveness
 
     rng = np.random.default_rng(1)
     n = n_images * 64

@@ -210,10 +210,10 @@ def evaluate_stage1(ckpt_path: Path, data: Path, params: Path) -> dict:
     import torch
 
     from model import checkpoint as ckpt_io
-    from model.bundle import network
+    from model.bundle_file import network
     from model.label_space import LabelSpace
     from pipeline import params as P
-    from pipeline.ablation_eval import matched_queries, run_stage1, scores
+    from pipeline.ablations.evaluation import matched_queries, run_stage1, scores
     from model.common.labels import hico
     from pipeline.train import TrainConfig
 
@@ -323,6 +323,3 @@ def run(params_path: Path, arms: list[str], seeds: list[int], jobs: int, threads
     print(text)
     return rows
 
-
-if __name__ == "__main__":  # one run, launched by :func:`launch`
-    train_and_evaluate(Path(sys.argv[1]), Path(sys.argv[2]))

@@ -12,11 +12,11 @@ from collections.abc import Callable
 import numpy as np
 from PIL import Image, ImageDraw
 
-from pipeline.synth_body import BONES, hidden_keypoints
-from pipeline.synth_catalog import (
+from pipeline.synth.body import BONES, hidden_keypoints
+from pipeline.synth.catalog import (
     BICYCLE, BOTTLE, CHAIR, CHAIR_SEAT, CUP, HORSE, KITE, SADDLE, SPORTS_BALL, SUITCASE, TV, UNDER,
 )
-from pipeline.synth_scene import Background, Person, Scene, Thing
+from pipeline.synth.scene import Background, Person, Scene, Thing
 
 # base colour per class; each object adds its own small tint
 COLORS = {SPORTS_BALL: (236, 118, 28), CUP: (204, 36, 40), BOTTLE: (36, 150, 64), CHAIR: (205, 150, 70),

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from model.common.errors import UserError, quote_name
-from pipeline.json_input import read_json
+from pipeline.inputs.json_reader import read_json
 
 INT32_MAX = 2**31 - 1
 PART_LABELS = 6  # body-part groups of ``part_labels`` (pipeline.tables.PART_GROUP_NAMES)

@@ -19,7 +19,7 @@ from PIL import Image
 
 from pipeline import tables
 from pipeline import visualize as vis
-from pipeline.image_input import LoadedImage, Source
+from pipeline.inputs.images import LoadedImage, Source
 
 
 @dataclass

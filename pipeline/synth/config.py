@@ -9,7 +9,7 @@ from __future__ import annotations
 from pydantic import field_validator, model_validator
 
 from pipeline.params import Section
-from pipeline.synth_catalog import ACTIONS
+from pipeline.synth.catalog import ACTIONS
 
 SCENE_KINDS = ("sparse", "crowded", "group", "tiny", "occluded", "cross_person")
 HICO_ONLY_KINDS = ("cross_person",)  # its negative class is HICO-DET's no_interaction: not in V-COCO
@@ -22,7 +22,7 @@ class SceneMix(Section):
     sparse: one person. crowded: 2–4 persons, each interacting or not, boxes apart.
     group: 2–4 persons doing the same action (cross-person cue). tiny: 1–3 persons of
     ``tiny_height``. occluded: 2–3 overlapping persons, sometimes partly covered by a screen.
-    cross_person: a kicker whose pair only a second person's flag decides (pipeline/synth_cross.py);
+    cross_person: a kicker whose pair only a second person's flag decides (pipeline/synth/cross.py);
     HICO-DET only (V-COCO images share the other kinds in their ratios).
     """
 

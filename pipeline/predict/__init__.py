@@ -17,8 +17,8 @@ Bad input never stops a folder: unreadable files are listed with the reason and 
 image without a person gets no detections, a PNG saying so and an entry with that status.
 
 This module selects the pose source, runs both networks and orchestrates the run; finding and
-loading the inputs lives in :mod:`pipeline.image_input`, drawings and JSON records in
-:mod:`pipeline.predict_render`.
+loading the inputs lives in :mod:`pipeline.inputs.images`, drawings and JSON records in
+:mod:`pipeline.predict.render`.
 """
 
 from __future__ import annotations
@@ -41,13 +41,13 @@ from model.postprocess import PostProcess, PostprocessConfig
 from model.transforms import AugmentConfig, part_box_valid
 from pipeline import tables
 from model.common.errors import UserError
-from pipeline.image_input import ImageError, LoadedImage, Source, discover, load_image
+from pipeline.inputs.images import ImageError, LoadedImage, Source, discover, load_image
 from pipeline.parts import PartsConfig
 from model.common.progress import bar
 from pipeline.runlog import note, run_log
-from pipeline.predict_select import check_filters, run_folder, select_triplets
-from pipeline.pose_backends.records import PersonArrays, to_persons
-from pipeline.predict_render import Attention, ImageResult, attention_png, detection_png, result_entry, save_png
+from pipeline.predict.select import check_filters, run_folder, select_triplets
+from pipeline.pose_backends.persons import PersonArrays, to_persons
+from pipeline.predict.render import Attention, ImageResult, attention_png, detection_png, result_entry, save_png
 
 PoseBackend = Literal["ultralytics", "alphapose-file", "coco-file", "persons-table"]
 
@@ -141,7 +141,7 @@ def _file_arrays(kind: PoseBackend, path: Path, sources: list[Source], counts: C
     from pipeline.parts import fixed_list
     from pipeline.pose_backends.alphapose import detector_score
     from pipeline.pose_backends.jsonfile import entries_to_arrays, read_entries
-    from pipeline.pose_backends.records import ImageIndex
+    from pipeline.pose_backends.persons import ImageIndex
 
     ids = [s.image_id for s in sources]
     if kind == "persons-table":
@@ -257,7 +257,7 @@ def resolve_device(device: str) -> torch.device:
 def load_networks(path: Path, device: torch.device) -> Networks:
     """The bundle's two networks in eval mode on ``device``, its label space, NIS settings
     (decision 2) and the evaluation transform sizes of training."""
-    from model.bundle import load_bundle, network
+    from model.bundle_file import load_bundle, network
     from model.label_space import LabelSpace
 
     b = load_bundle(path)

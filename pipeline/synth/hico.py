@@ -7,7 +7,7 @@ One record per image: ``{"file_name", "img_id", "annotations": [{"bbox": [x1, y1
 HOI are listed, boxes are 1-based inclusive pixel indices, and a pair with several verbs
 carries near-duplicate boxes (in test, every HOI has its own pair of boxes).
 
-Two keys are this project's additions, read by ``ingest`` (pipeline/readers/records.py): each
+Two keys are this project's additions, read by ``ingest`` (pipeline/readers/annotation_json.py): each
 HOI's ``part_labels`` (the action's part groups, ``synth_catalog.part_labels``; all zeros for
 no_interaction) and the record's ``scene`` tag (the scene kind, the ``cross_person`` split).
 """
@@ -17,8 +17,8 @@ from __future__ import annotations
 import numpy as np
 
 from model.common import labels
-from pipeline.synth_catalog import hico_verb_ids, part_labels
-from pipeline.synth_scene import Scene
+from pipeline.synth.catalog import hico_verb_ids, part_labels
+from pipeline.synth.scene import Scene
 
 PERSON = labels.PERSON_COCO_ID
 

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from pipeline.synth_body import Body, pose_body
-from pipeline.synth_catalog import ACTIONS, IDLE_POSES, PLACE, object_classes, object_size
-from pipeline.synth_config import SynthConfig
+from pipeline.synth.body import Body, pose_body
+from pipeline.synth.catalog import ACTIONS, IDLE_POSES, PLACE, object_classes, object_size
+from pipeline.synth.config import SynthConfig
 
 ATTEMPTS = 40  # random positions tried per figure or object before giving up
 DISTRACTOR_CLEARANCE = 0.45  # distractor to person box gap, fraction of the person's height
@@ -107,7 +107,7 @@ def make_scene(rng: Rng, cfg: SynthConfig, kind: str, size: tuple[int, int], int
     w, h = size
     scene = Scene(w, h, kind, _background(rng, cfg.texture_rate))
     if kind == "cross_person":
-        from pipeline.synth_cross import lay_out  # imported here: synth_cross builds on this module
+        from pipeline.synth.cross import lay_out  # imported here: synth_cross builds on this module
         lay_out(rng, cfg, scene, interactions)
         return scene
     n, heights, rate = _kind_params(rng, cfg, kind)

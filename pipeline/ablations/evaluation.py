@@ -1,4 +1,4 @@
-"""Stage-1 evaluation of one ablation run (pipeline/ablations.py): every test image through the
+"""Stage-1 evaluation of one ablation run (pipeline/ablations/__init__.py): every test image through the
 stage-1 network with its real part masks and with the part masks of the batch rolled by one
 image (the inference-time saliency probe), interactiveness AP per split, chance AP, and which
 part groups the queries matched to ground-truth pairs select, per verb."""

@@ -12,7 +12,7 @@ import pandas as pd
 
 from model.postprocess import OutputSpace
 from model.common.errors import UserError
-from pipeline.predict_render import names
+from pipeline.predict.render import names
 
 if TYPE_CHECKING:
     from pipeline.predict import PredictOptions

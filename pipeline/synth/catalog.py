@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from model.common import labels
-from pipeline.synth_body import ARM, LEG, Body
+from pipeline.synth.body import ARM, LEG, Body
 from pipeline.tables import PART_GROUP_NAMES
 
 SPORTS_BALL, CUP, BOTTLE, CHAIR, BICYCLE, HORSE, SUITCASE, TV = 37, 47, 44, 62, 2, 19, 33, 72
@@ -56,7 +56,7 @@ ACTIONS: dict[str, Action] = {a.name: a for a in (
            ("hand", "arm")),
     Action("look", "look", (TV,), ("watch",), (("look", "obj"),), "head", ("head",)),
 )}
-# the HOI classes of cross_person scenes (pipeline/synth_cross.py): the player's pair and the
+# the HOI classes of cross_person scenes (pipeline/synth/cross.py): the player's pair and the
 # flag bearer's
 CROSS_PERSON_HOIS = (("kick", SPORTS_BALL), ("no_interaction", SPORTS_BALL), ("no_interaction", KITE))
 # poses of persons that interact with nothing: the action poses without their object are

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from model.common import labels
-from pipeline.synth_catalog import ACTIONS, VCOCO_AGENT
-from pipeline.synth_config import SynthConfig
-from pipeline.synth_scene import Scene
+from pipeline.synth.catalog import ACTIONS, VCOCO_AGENT
+from pipeline.synth.config import SynthConfig
+from pipeline.synth.scene import Scene
 
 PERSON = labels.PERSON_COCO_ID
 # COCO supercategories by ranges of category ids (inclusive upper bounds)

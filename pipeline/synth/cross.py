@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.synth_body import ARM, Body, pose_body
-from pipeline.synth_catalog import KITE, PLACE, SPORTS_BALL, object_size
-from pipeline.synth_config import SynthConfig
-from pipeline.synth_scene import (
+from pipeline.synth.body import ARM, Body, pose_body
+from pipeline.synth.catalog import KITE, PLACE, SPORTS_BALL, object_size
+from pipeline.synth.config import SynthConfig
+from pipeline.synth.scene import (
     ATTEMPTS, Rng, Scene, Thing, Unit, _add_distractors, _offset, _place_grid, _tint, intersects,
 )
 

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from model.common import labels
-from pipeline import safe_pickle
+from pipeline.inputs import safe_pickle
 from model.common.errors import UserError, quote_name
 from pipeline.metrics import ap as apm
 from pipeline.metrics.inputs import (HUMAN_COLS, OBJECT_COLS, ImageIndex, PairGroundTruth, boxes_of,

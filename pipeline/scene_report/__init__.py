@@ -1,5 +1,5 @@
 """The ``inspect`` command: the questions a researcher asks the scenes table first, as tables
-(rich, CSV or JSON), figures and a one-page report (:mod:`pipeline.scene_figures`).
+(rich, CSV or JSON), figures and a one-page report (:mod:`pipeline.scene_report.figures`).
 
 Reports (each computed on the scenes rows left by ``--query``, grouped by ``--group-by``):
 
@@ -11,7 +11,7 @@ Reports (each computed on the scenes rows left by ``--query``, grouped by ``--gr
   annotated pairs of crowded images: pair rows (``annotations``), their share of the group's
   crowded pair rows and the fraction of the category's pair rows that lie in crowded images;
 - ``crowd``: interactive pairs per person, persons per interactive pair and the share of
-  persons without interaction, per scene (:mod:`pipeline.scene_crowd`).
+  persons without interaction, per scene (:mod:`pipeline.scene_report.crowd`).
 
 CSV output with several reports writes one CSV block per report, each after a line
 ``# report: NAME`` and separated by a blank line.
@@ -196,7 +196,7 @@ def split_rules(params_path: str | Path | None) -> dict:
 def write_outputs(df: pd.DataFrame, reports: dict[str, pd.DataFrame], out_dir: Path, rules: dict,
                   title: str) -> list[Path]:
     """OUT_DIR: the figures, each report as NAME.csv and the one-page scene report."""
-    from pipeline.scene_figures import write_figures, write_report_page
+    from pipeline.scene_report.figures import write_figures, write_report_page
 
     paths = write_figures(df, out_dir, rules)
     for name, frame in reports.items():
@@ -219,7 +219,7 @@ def build_reports(
     if "distribution" in names:
         out["distribution"] = distribution_report(df, group_by)
     if "crowd" in names and pairs is not None:
-        from pipeline.scene_crowd import crowd_report
+        from pipeline.scene_report.crowd import crowd_report
 
         out["crowd"] = crowd_report(df, pairs, group_by)
     if "hoi" in names and pairs is not None:
@@ -265,7 +265,7 @@ def run(
     if hist is not None or out_dir is not None:
         rules = split_rules(params_path)
         if hist is not None:
-            from pipeline.scene_figures import write_figures
+            from pipeline.scene_report.figures import write_figures
 
             written += write_figures(df, Path(hist), rules)
         if out_dir is not None:

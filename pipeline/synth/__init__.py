@@ -33,14 +33,14 @@ from tqdm import tqdm
 
 from model.common import labels
 from pipeline import params as params_mod
-from pipeline import synth_hico as hico_fmt
-from pipeline import synth_vcoco as vcoco_fmt
+from pipeline.synth import hico as hico_fmt
+from pipeline.synth import vcoco as vcoco_fmt
 from model.common.errors import UserError
-from pipeline.synth_alphapose import PoseCounts, detect
-from pipeline.synth_catalog import vcoco_correspondence
-from pipeline.synth_config import HICO_ONLY_KINDS, SCENE_KINDS, SynthConfig, tiny_config
-from pipeline.synth_draw import render
-from pipeline.synth_scene import Scene, make_scene
+from pipeline.synth.alphapose import PoseCounts, detect
+from pipeline.synth.catalog import vcoco_correspondence
+from pipeline.synth.config import HICO_ONLY_KINDS, SCENE_KINDS, SynthConfig, tiny_config
+from pipeline.synth.draw import render
+from pipeline.synth.scene import Scene, make_scene
 from pipeline.tables import atomic_write, write_json
 
 __all__ = ["SynthConfig", "Summary", "generate", "run", "tiny_config"]

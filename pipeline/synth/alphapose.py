@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.synth_config import PoseFaults
-from pipeline.synth_scene import Scene
+from pipeline.synth.config import PoseFaults
+from pipeline.synth.scene import Scene
 
 
 @dataclass
