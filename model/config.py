@@ -5,7 +5,7 @@ Two presets, each defined once as a complete params file: ``paper`` = data/prese
 HICO-DET, 100 for V-COCO; the class defaults below are its values) and ``demo`` = params.yaml
 as shipped (small backbone, d 128, 2 + 2 layers, 16 anchor queries, no dropout, 192-256 px).
 :data:`PRESETS` is their ``model`` section for code and benchmarks (without the DETR weight
-file); tests/test_presets.py keeps it equal to those files.
+file); tests/pipeline/test_presets.py keeps it equal to those files.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 section; unknown keys and wrong types are refused with a message naming the key.
 
 A DVC stage reads only the params keys it declares (its module's ``PARAMS``, listed as the
-stage's ``params`` in dvc.yaml; tests/test_dvc_stages.py keeps the two equal): ``section(...,
+stage's ``params`` in dvc.yaml; tests/pipeline/test_dvc_stages.py keeps the two equal): ``section(...,
 keys=PARAMS)`` validates the whole section but hands the stage only the declared keys (the
 others keep their defaults), so a key no stage declares cannot change a result unseen. The
 ``runtime`` section (how a run uses this machine) is declared by no stage.

@@ -12,7 +12,7 @@ module declares (``PARAMS``, or ``stage_params(ARG)``), which are the only ones 
     python -m pipeline.stage_deps --check    # exit 1 and say what to add/remove in dvc.yaml
     python -m pipeline.stage_deps --write    # rewrite those lists in dvc.yaml (comments kept)
 
-tests/test_dvc_stages.py runs the check, so dvc.yaml and the code cannot drift apart. No stage
+tests/pipeline/test_dvc_stages.py runs the check, so dvc.yaml and the code cannot drift apart. No stage
 imports this module: it is not a dependency of any.
 """
 

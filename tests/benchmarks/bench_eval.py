@@ -12,7 +12,7 @@ Optional extra timings (ours only): ``--interactiveness`` (9,546 x 64 stage-1 pa
 ``--vcoco`` (4,946 images x 100 detections, agent + both role scenarios) and ``--postprocess``
 (raw outputs of 9,546 images x 64 queries x 117 verbs -> NIS, pair NMS, top-100).
 
-The naive implementation (``naive_hico``) is also the test oracle of tests/test_metrics_hico.py.
+The naive implementation (``naive_hico``) is also the test oracle of tests/metrics/test_hico.py.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from pipeline.metrics.inputs import ImageIndex, pair_ground_truth
 from pipeline.metrics.interactiveness_ap import PairScores, evaluate_interactiveness, interactiveness_ground_truth
 from pipeline.metrics.vcoco import evaluate_vcoco
 from pipeline.metrics.vcoco_data import detections_from_official, detections_from_predictions
-from test_metrics_vcoco import ANNS, IN_VCOCO, LABELS, ap_of, box, det, write_vcoco
+from test_vcoco import ANNS, IN_VCOCO, LABELS, ap_of, box, det, write_vcoco
 
 RIDE = hoi("ride", "bicycle")
 FAR = shift(H, 5000)  # overlaps nothing
@@ -169,7 +169,7 @@ def _coarse_synthetic():
     import importlib.util
     from pathlib import Path
 
-    spec = importlib.util.spec_from_file_location("bench_eval", Path(__file__).parent / "benchmarks" / "bench_eval.py")
+    spec = importlib.util.spec_from_file_location("bench_eval", Path(__file__).parents[1] / "benchmarks" / "bench_eval.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     det, gt = bench.synthetic(n_images=80, per_image=40, seed=3)

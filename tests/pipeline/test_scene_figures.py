@@ -13,7 +13,7 @@ from cli import app
 from pipeline import scene_report, tables
 from pipeline.scene_report import figures as scene_figures
 from pipeline.scene_report.crowd import crowd_report
-from tests.test_scene_report import pairs_frame, scenes_frame
+from tests.pipeline.test_scene_report import pairs_frame, scenes_frame
 
 
 @pytest.fixture()

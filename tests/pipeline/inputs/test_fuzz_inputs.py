@@ -102,7 +102,7 @@ def write_json(folder: Path, name: str, obj: object) -> Path:
 def test_ingest_on_mutated_annotations(data: st.DataObject) -> None:
     from pipeline.ingest import IngestConfig, ingest
     from pipeline.params import DatasetConfig
-    from tests.test_ingest import HICO_TEST, HICO_TRAIN, make_hico
+    from tests.pipeline.test_ingest import HICO_TEST, HICO_TRAIN, make_hico
 
     with tempfile.TemporaryDirectory() as tmp:
         train = mutate(HICO_TRAIN, data)

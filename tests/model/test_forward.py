@@ -228,7 +228,7 @@ def test_params_yaml_model_section_validates() -> None:
 
     from pipeline.params import section
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     assert isinstance(section("model", ModelConfig, root / "params.yaml"), ModelConfig)
     with pytest.raises(ValueError):
         ModelConfig(hidden_dim=100, nheads=8)

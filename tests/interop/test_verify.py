@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 
 from pipeline.interop import hico_convert, vcoco_build
 from pipeline.interop.verify import verify
-from tests.test_data_hico_convert import write_images, write_official
-from tests.test_data_vcoco_build import write_inputs
+from tests.interop.test_hico_convert import write_images, write_official
+from tests.interop.test_vcoco_build import write_inputs
 
 
 @pytest.fixture()

@@ -12,7 +12,7 @@ from metrics_fixtures import H, O, shift
 from model.postprocess import Candidates, PostprocessConfig, apply_nis, build_candidates, match_stage1_overlap
 from pipeline.bundle import pick_nis, unmatched_share
 from pipeline.evaluate_core import NisTuning, tune_nis_threshold
-from test_metrics_evaluate import setup
+from test_evaluate import setup
 from test_postprocess import HICO, cxcywh, outputs
 
 NAN = float("nan")

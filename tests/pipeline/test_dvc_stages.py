@@ -13,7 +13,7 @@ from pipeline import params as P
 from pipeline import stage_deps
 from pipeline.train import TrainConfig, stage_params
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DVC_YAML = yaml.safe_load((ROOT / "dvc.yaml").read_text())
 
 

@@ -20,7 +20,7 @@ from pipeline.metrics.inputs import ImageIndex, PairGroundTruth, pair_ground_tru
 from model.box_geometry import iou_np
 
 RIDE_BIKE, HOLD_BIKE, BOARD_PLANE = hoi("ride", "bicycle"), hoi("hold", "bicycle"), hoi("board", "airplane")
-_bench = importlib.util.spec_from_file_location("bench_eval", Path(__file__).parent / "benchmarks" / "bench_eval.py")
+_bench = importlib.util.spec_from_file_location("bench_eval", Path(__file__).parents[1] / "benchmarks" / "bench_eval.py")
 bench = importlib.util.module_from_spec(_bench)
 _bench.loader.exec_module(bench)
 

@@ -186,7 +186,7 @@ def test_resize_never_makes_a_zero_side(size: tuple[int, int]) -> None:
 
 
 def test_predict_keeps_good_images_next_to_an_extreme_one(tmp_path: Path) -> None:
-    from tests.test_predict import BOX, figure, make_bundle, pose_entry, run
+    from tests.pipeline.test_predict import BOX, figure, make_bundle, pose_entry, run
 
     bundle = make_bundle(tmp_path / "bundle.pt")
     images = tmp_path / "images"
@@ -282,7 +282,7 @@ def test_control_characters_in_names_cannot_fake_lines() -> None:
 def test_ingest_quotes_a_file_name_with_a_newline(tmp_path: Path) -> None:
     from pipeline.ingest import IngestConfig, ingest
     from pipeline.params import DatasetConfig
-    from tests.test_ingest import HICO_TEST, make_hico
+    from tests.pipeline.test_ingest import HICO_TEST, make_hico
 
     test = copy.deepcopy(HICO_TEST)
     test[0]["file_name"] = "HICO_test2015_0000000X.jpg\nerror: fake"
@@ -401,7 +401,7 @@ def test_unknown_weight_files_need_the_opt_in(tmp_path: Path, digest_table: dict
 
 def test_predict_refuses_unknown_pose_weights_in_one_line(tmp_path: Path) -> None:
     from cli import app
-    from tests.test_predict import make_bundle
+    from tests.pipeline.test_predict import make_bundle
 
     marker = tmp_path / "PWNED"
     evil = tmp_path / "evil.pt"

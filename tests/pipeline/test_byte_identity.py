@@ -16,7 +16,7 @@ import yaml
 
 from train_fixtures import make_dataset, write_tables
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 TINY_MODEL = {"backbone": "demo", "hidden_dim": 16, "nheads": 2, "dim_feedforward": 32, "enc_layers": 1,
               "dec_layers_box": 1, "dec_layers_verb": 1, "num_queries": 4, "query_type": "anchor", "dropout": 0.1}

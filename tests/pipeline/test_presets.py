@@ -20,7 +20,7 @@ from pipeline.scenes import ScenesConfig
 from pipeline.synth.config import SynthConfig
 from pipeline.train import TrainConfig
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PARAMS = ROOT / "params.yaml"
 PRESETS = {"hico-det": ROOT / "data" / "presets" / "paper-hico-det.yaml",
            "v-coco": ROOT / "data" / "presets" / "paper-v-coco.yaml"}

@@ -10,7 +10,7 @@ from model.bpm import InteractivenessNet
 from model.config import preset
 from model.interactiveness import merge_queries, part_weights
 from model.masks import select_parts
-from tests.test_model_forward import N_OBJ, N_VERB, batch, part_masks, tiny, trained_biases
+from tests.model.test_forward import N_OBJ, N_VERB, batch, part_masks, tiny, trained_biases
 
 
 def test_part_weights_values_and_gradients() -> None:

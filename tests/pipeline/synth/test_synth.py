@@ -501,7 +501,7 @@ def test_config_rejects_bad_values(tmp_path: Path) -> None:
 
 
 def test_repo_params_validate() -> None:
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[3]
     assert section("synth", SynthConfig, root / "params.yaml").hico_train >= 1
 
 

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from cli import app
 from pipeline.predict.render import names
-from tests.test_predict import BOX, figure, make_bundle, pose_entry
+from tests.pipeline.test_predict import BOX, figure, make_bundle, pose_entry
 
 
 @pytest.fixture(scope="module")
