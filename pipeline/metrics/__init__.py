@@ -1,4 +1,5 @@
-"""HOI evaluators (see /work/shared/reference/evaluation-protocols.md for the protocols).
+"""HOI evaluators: the official protocols (README, "Evaluation"; the rules each module follows
+are stated in its docstring).
 
 Modules, one responsibility each:
 
@@ -9,7 +10,7 @@ Modules, one responsibility each:
   convention), and the greedy "first come, first matched" true-positive rule shared by every
   protocol.
 - ``hico``: HICO-DET HOI mAP (Default and Known Object; Full / Rare / Non-rare).
-- ``interactiveness``: the TIN++ / BPM interactiveness AP, per scene split and per body part.
+- ``interactiveness_ap``: the TIN++ / BPM interactiveness AP, per scene split and per body part.
 - ``vcoco``: the official V-COCO agent and role AP (Scenario 1 and 2).
 - ``report``: flat metric names, PR-curve rows and the human-readable text report.
 

@@ -8,7 +8,7 @@ HOI are listed, boxes are 1-based inclusive pixel indices, and a pair with sever
 carries near-duplicate boxes (in test, every HOI has its own pair of boxes).
 
 Two keys are this project's additions, read by ``ingest`` (pipeline/readers/annotation_json.py): each
-HOI's ``part_labels`` (the action's part groups, ``synth_catalog.part_labels``; all zeros for
+HOI's ``part_labels`` (the action's part groups, ``pipeline.synth.catalog.part_labels``; all zeros for
 no_interaction) and the record's ``scene`` tag (the scene kind, the ``cross_person`` split).
 """
 
