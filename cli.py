@@ -1,7 +1,8 @@
 """Command line of the BPM pipeline: one command per DVC stage, plus inspection tools.
 
-This module only parses arguments and calls the stage's ``run()``; the work lives in
-``pipeline/`` and ``model/``. A user's data or configuration mistake (``UserError``) is printed
+This module is the table of commands: each parses its arguments and calls a stage's ``run()``;
+the work lives in ``pipeline/`` and ``model/``, the shared option types, choices and wrappers in
+pipeline/cli_support.py. A user's data or configuration mistake (``UserError``) is printed
 as one line and exits with status 2. Each stage command writes a log of its run
 (reports/logs/STAGE.log: command, tables read, files written, skips, times; pipeline/runlog.py).
 
@@ -10,33 +11,19 @@ Help texts are Rich markup: a literal ``[`` must be written ``\\[``.
 
 from __future__ import annotations
 
-import functools
 import sys
-from collections.abc import Callable
-from enum import Enum
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import typer
-from typer.core import TyperGroup
 
-from pipeline.errors import UserError, one_line
+from model.common.errors import UserError
 
-STAGES = "Pipeline stages (dvc.yaml order)"
-ANALYSIS = "Inference and analysis"
-TOOLS = "Data and weights tools"
-# the order of `--help`: the pipeline's stages as dvc.yaml runs them, then the rest
-ORDER = ("synth", "ingest", "pose", "parts", "scenes", "train", "bundle", "evaluate",
-         "predict", "inspect", "show", "ablate", "data", "weights")
-
-
-class OrderedGroup(TyperGroup):
-    """Commands listed in ORDER (others after them, as registered), not in definition order."""
-
-    def list_commands(self, ctx) -> list[str]:
-        names = list(self.commands)
-        return sorted(names, key=lambda n: (ORDER.index(n) if n in ORDER else len(ORDER), names.index(n)))
-
+from pipeline.cli_support import (
+    ANALYSIS, STAGES, TOOLS, AnnoMatOpt, BoxShift, DataFormat, DataOpt, DeviceOpt, FetchSet, HoiCategory,
+    ImageListOpt, ImagesOpt, ObjectIds, OrderedGroup, ParamsOpt, PredictPose, PredsFormat, ReportFormat, ReportName,
+    ReportOpt, SplitName, TablesOutOpt, VersionOpt, logged, stage_log, user_errors,
+)
 
 app = typer.Typer(
     cls=OrderedGroup,
@@ -48,110 +35,20 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-ParamsOpt = Annotated[Path, typer.Option("--params", help="params.yaml to read the stage's section from.")]
-F = TypeVar("F", bound=Callable)
-
-
-def _version(value: bool) -> None:
-    if value:
-        from importlib.metadata import PackageNotFoundError, version
-
-        try:
-            typer.echo(f"bpm-hoi {version('bpm-hoi')}")
-        except PackageNotFoundError:  # run from a checkout that is not pip-installed
-            import tomllib
-
-            meta = tomllib.loads((Path(__file__).parent / "pyproject.toml").read_text())["project"]
-            typer.echo(f"{meta['name']} {meta['version']}")
-        raise typer.Exit()
-
 
 @app.callback()
 def main_options(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars; logging at warning level (the commands still print their results).")] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging, and a traceback with each error.")] = False,
+    version: VersionOpt = False,
+    quiet: Annotated[bool, typer.Option(
+        "--quiet", "-q", help="No progress bars; logging at warning level (the commands still print their "
+             "results).")] = False,
+    verbose: Annotated[bool, typer.Option(
+        "--verbose", "-v", help="Debug logging, and a traceback with each error.")] = False,
 ) -> None:
     """Options before the command apply to every command: python cli.py -q evaluate."""
-    from pipeline.progress import set_verbosity
+    from model.common.progress import set_verbosity
 
     set_verbosity(-1 if quiet else 1 if verbose else 0)
-
-
-def user_errors(fn: F) -> F:
-    """Turn a UserError into one line on stderr and exit status 2 (-v: with its traceback)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except UserError as exc:
-            from pipeline.progress import verbose
-
-            if verbose():
-                import traceback
-
-                traceback.print_exc()
-            typer.echo(f"error: {one_line(str(exc))}", err=True)  # exactly one line, whatever the data
-            raise typer.Exit(2) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-def logged(where: Callable[[dict], tuple[Path, list[Path], Path | None]]) -> Callable[[F], F]:
-    """Write a log of the command's run (pipeline/runlog.py); ``where(kwargs)`` gives the log
-    file (None: no log), the outputs whose written files are listed and the report JSON whose
-    skips are."""
-
-    def decorate(fn: F) -> F:
-        @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
-            from pipeline.runlog import run_log
-
-            log, outputs, report = where(kwargs)
-            if log is None:
-                return fn(*args, **kwargs)
-            with run_log(log, outputs, report, command_line(fn.__name__, kwargs)):
-                return fn(*args, **kwargs)
-
-        return wrapper  # type: ignore[return-value]
-
-    return decorate
-
-
-def command_line(name: str, kwargs: dict) -> str:
-    """The command and every option value it ran with (defaults included), for the run log."""
-    import click
-
-    ctx = click.get_current_context(silent=True)
-    path = ctx.command_path if ctx is not None else name
-    shown = (f"--{k.replace('_', '-')} {getattr(v, 'value', v)}" for k, v in kwargs.items() if v is not None)
-    return " ".join([path, *shown])
-
-
-def stage_log(name: str, *outputs: str, report: str | None = "report") -> Callable[[dict], tuple[Path, list[Path], Path | None]]:
-    """reports/logs/NAME.log (beside REPORT's folder when the command has a --report), listing
-    what was written under the options named in ``outputs``."""
-
-    def where(kw: dict) -> tuple[Path, list[Path], Path | None]:
-        rep = kw.get(report) if report else None
-        folder = (rep.parent if rep is not None else Path("reports")) / "logs"
-        return folder / f"{name}.log", [kw[o] for o in outputs if kw.get(o) is not None], rep
-
-    return where
-
-
-def check_device(value: str) -> str:
-    """--device checked as params' devices are (pipeline.params.check_device)."""
-    from pipeline.params import check_device as check
-
-    try:
-        return check(value)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
-
-
-DeviceOpt = Annotated[str, typer.Option(callback=check_device, help="auto | cpu | cuda | cuda:N | mps (pose and model).")]
 
 
 @app.command(rich_help_panel=STAGES)
@@ -182,8 +79,8 @@ def synth(
 @logged(stage_log("ingest", "out", "report"))
 def ingest(
     params: ParamsOpt = Path("params.yaml"),
-    out: Annotated[Path, typer.Option(help="Folder for the parquet tables.")] = Path("data/processed"),
-    report: Annotated[Path, typer.Option(help="Summary JSON (DVC metrics).")] = Path("reports/ingest.json"),
+    out: TablesOutOpt = Path("data/processed"),
+    report: ReportOpt = Path("reports/ingest.json"),
 ) -> None:
     """Read the dataset named in params (dataset: format, root) into parquet tables.
 
@@ -205,9 +102,9 @@ def ingest(
 @logged(stage_log("scenes", "out", "report"))
 def scenes(
     params: ParamsOpt = Path("params.yaml"),
-    data: Annotated[Path, typer.Option(help="Folder of the input tables.")] = Path("data/processed"),
+    data: DataOpt = Path("data/processed"),
     out: Annotated[Path, typer.Option(help="Scenes table to write.")] = Path("data/processed/scenes.parquet"),
-    report: Annotated[Path, typer.Option(help="Summary JSON (DVC metrics).")] = Path("reports/scenes.json"),
+    report: ReportOpt = Path("reports/scenes.json"),
 ) -> None:
     """Per-image scene statistics, hard-case splits and sampling weights (params: scenes, train.alpha).
 
@@ -226,40 +123,34 @@ def scenes(
     stage.run(params, data, out, report)
 
 
-class ReportFormat(str, Enum):
-    table = "table"
-    csv = "csv"
-    json = "json"
-
-
-class ReportName(str, Enum):
-    all = "all"
-    splits = "splits"
-    distribution = "distribution"
-    crowd = "crowd"
-    hoi = "hoi"
-
-
 @app.command("inspect", rich_help_panel=ANALYSIS)
 @user_errors
 def inspect_scenes(
     scenes: Annotated[Path, typer.Option(help="Scenes table.")] = Path("data/processed/scenes.parquet"),
-    pairs: Annotated[Path, typer.Option(help="Pairs table (for the hoi report).")] = Path("data/processed/pairs.parquet"),
-    group_by: Annotated[list[str] | None, typer.Option("--group-by", help="Scenes column to group by (repeatable; default split).")] = None,
-    query: Annotated[str | None, typer.Option(help="pandas query filtering the scenes rows, e.g. \"split == 'test' and persons >= 3\".")] = None,
+    pairs: Annotated[Path, typer.Option(
+        help="Pairs table (for the hoi report).")] = Path("data/processed/pairs.parquet"),
+    group_by: Annotated[list[str] | None, typer.Option(
+        "--group-by", help="Scenes column to group by (repeatable; default split).")] = None,
+    query: Annotated[str | None, typer.Option(
+        help="pandas query filtering the scenes rows, e.g. \"split == 'test' and persons >= 3\".")] = None,
     format: Annotated[ReportFormat, typer.Option("--format", help="Output format.")] = ReportFormat.table,
     hist: Annotated[Path | None, typer.Option(help="Folder for the figures only (PDF, SVG, PNG).")] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="Folder for the figures, the tables as CSV and the one-page scene report (scene_report.pdf/.svg/.png).")] = None,
-    params: Annotated[Path, typer.Option("--params", help="params.yaml whose scenes thresholds the figures draw.")] = Path("params.yaml"),
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="Folder for the figures, the tables as CSV and the one-page scene report "
+             "(scene_report.pdf/.svg/.png).")] = None,
+    params: Annotated[Path, typer.Option(
+        "--params", help="params.yaml whose scenes thresholds the figures draw.")] = Path("params.yaml"),
     top: Annotated[int, typer.Option(min=1, help="HOI categories per group in the hoi report.")] = 10,
-    report: Annotated[list[ReportName] | None, typer.Option("--report", help="Report to show (repeatable; default: all).")] = None,
+    report: Annotated[list[ReportName] | None, typer.Option(
+        "--report", help="Report to show (repeatable; default: all).")] = None,
 ) -> None:
     """Statistics and figures of the scenes table: what a crowded-scene study reports.
 
-    Crowded / tiny / occluded images per split, persons and interactive pairs per image in sparse vs crowded scenes, the most frequent HOI categories
-    in crowded scenes; crowded-scene measures (interactive pairs per person, persons per
-    interactive pair, persons without interaction). CSV with several reports: '# report: NAME'
-    blocks. --out DIR: figures (PDF, SVG, PNG), the tables as CSV and a one-page scene report.
+    Crowded / tiny / occluded images per split, persons and interactive pairs per image in sparse vs
+    crowded scenes, the most frequent HOI categories in crowded scenes; crowded-scene measures
+    (interactive pairs per person, persons per interactive pair, persons without interaction).
+    CSV with several reports: '# report: NAME' blocks. --out DIR: figures (PDF, SVG, PNG), the tables
+    as CSV and a one-page scene report.
 
     Examples:
       python cli.py inspect --report crowd --group-by split --group-by crowded
@@ -278,9 +169,11 @@ def pose(
     params: ParamsOpt = Path("params.yaml"),
     images: Annotated[Path, typer.Option(help="Images table (from ingest).")] = Path("data/processed/images.parquet"),
     out: Annotated[Path, typer.Option(help="Persons table to write.")] = Path("data/processed/persons.parquet"),
-    shards: Annotated[Path, typer.Option(help="Folder of resumable result shards (ultralytics).")] = Path("data/interim/pose_shards"),
-    report: Annotated[Path, typer.Option(help="Summary JSON (DVC metrics).")] = Path("reports/pose.json"),
-    limit: Annotated[int | None, typer.Option(min=1, help="Process at most this many new images (per rank), then stop; rerun to continue.")] = None,
+    shards: Annotated[Path, typer.Option(
+        help="Folder of resumable result shards (ultralytics).")] = Path("data/interim/pose_shards"),
+    report: ReportOpt = Path("reports/pose.json"),
+    limit: Annotated[int | None, typer.Option(
+        min=1, help="Process at most this many new images (per rank), then stop; rerun to continue.")] = None,
 ) -> None:
     """Detect persons and their COCO-17 keypoints (params: dataset, pose).
 
@@ -303,9 +196,10 @@ def pose(
 def parts(
     params: ParamsOpt = Path("params.yaml"),
     persons: Annotated[Path, typer.Option(help="Persons table (from pose).")] = Path("data/processed/persons.parquet"),
-    images: Annotated[Path, typer.Option(help="Images table (image sizes for clipping).")] = Path("data/processed/images.parquet"),
+    images: Annotated[Path, typer.Option(
+        help="Images table (image sizes for clipping).")] = Path("data/processed/images.parquet"),
     out: Annotated[Path, typer.Option(help="Parts table to write.")] = Path("data/processed/parts.parquet"),
-    report: Annotated[Path, typer.Option(help="Summary JSON (DVC metrics).")] = Path("reports/parts.json"),
+    report: ReportOpt = Path("reports/parts.json"),
 ) -> None:
     """Ten HAKE body-part boxes per person from its keypoints (params: parts).
 
@@ -332,10 +226,12 @@ def _train_log(kw: dict) -> tuple[Path, list[Path], Path | None]:
 @user_errors
 @logged(_train_log)
 def train(
-    stage: Annotated[int, typer.Option("--stage", min=1, max=2, help="1: boxes + interactiveness; 2: boxes + verbs.")] = 1,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue from models/stageN-last.pt (same params).")] = False,
+    stage: Annotated[int, typer.Option(
+        "--stage", min=1, max=2, help="1: boxes + interactiveness; 2: boxes + verbs.")] = 1,
+    resume: Annotated[bool, typer.Option(
+        "--resume", help="Continue from models/stageN-last.pt (same params).")] = False,
     params: ParamsOpt = Path("params.yaml"),
-    data: Annotated[Path, typer.Option(help="Folder of the input tables.")] = Path("data/processed"),
+    data: DataOpt = Path("data/processed"),
     models: Annotated[Path, typer.Option(help="Folder of the checkpoints.")] = Path("models"),
     reports: Annotated[Path, typer.Option(help="Folder of curves and summaries.")] = Path("reports"),
 ) -> None:
@@ -362,9 +258,9 @@ def train(
 def bundle(
     params: ParamsOpt = Path("params.yaml"),
     models: Annotated[Path, typer.Option(help="Folder holding stage1.pt and stage2.pt.")] = Path("models"),
-    data: Annotated[Path, typer.Option(help="Folder of the input tables.")] = Path("data/processed"),
+    data: DataOpt = Path("data/processed"),
     out: Annotated[Path | None, typer.Option(help="Bundle file (default MODELS/bundle.pt).")] = None,
-    report: Annotated[Path, typer.Option(help="Summary JSON (DVC metrics).")] = Path("reports/bundle.json"),
+    report: ReportOpt = Path("reports/bundle.json"),
 ) -> None:
     """Pack both trained networks and the NIS settings into one file (params: postprocess).
 
@@ -388,51 +284,15 @@ data_app = typer.Typer(
 app.add_typer(data_app, name="data", rich_help_panel=TOOLS)
 
 
-class DataFormat(str, Enum):
-    hico_det = "hico-det"
-    v_coco = "v-coco"
-
-
-class BoxShift(str, Enum):
-    none = "none"
-    minus_one = "minus-one"
-
-
-class FetchSet(str, Enum):
-    hico_det = "hico-det"
-    v_coco = "v-coco"
-    models = "models"
-
-
-class HoiCategory(str, Enum):
-    verb = "verb"
-    hoi = "hoi"
-
-
-class ObjectIds(str, Enum):
-    contiguous = "contiguous"
-    coco = "coco"
-
-
-class PredsFormat(str, Enum):
-    qpic = "qpic"
-    bpm_binary = "bpm-binary"
-    vcoco_pickle = "vcoco-pickle"
-    hico_mat = "hico-mat"
-
-
-ImagesOpt = Annotated[Path, typer.Option(help="Images table whose test split lists the images (sorted).")]
-ImageListOpt = Annotated[Path | None, typer.Option(help="Text file of test image ids or file names, one per line, in order.")]
-AnnoMatOpt = Annotated[Path | None, typer.Option(help="HICO-DET anno.mat: its list_test gives the official image order.")]
-
-
 @data_app.command("verify")
 @user_errors
 def data_verify(
     format: Annotated[DataFormat, typer.Argument(help="Dataset format.")],
     root: Annotated[Path, typer.Argument(help="Dataset folder, e.g. data/raw/hico_20160224_det or data/raw/v-coco.")],
     sample: Annotated[int, typer.Option(min=0, help="Images per split whose size is checked (0 = all).")] = 200,
-    official: Annotated[bool, typer.Option(help="Compare counts and checksums with the official release; --no-official for subsets and the synthetic data.")] = True,
+    official: Annotated[bool, typer.Option(
+        help="Compare counts and checksums with the official release; --no-official for subsets and the synthetic "
+             "data.")] = True,
     decode: Annotated[bool, typer.Option(help="Decode the checked images fully (catches truncated files).")] = False,
 ) -> None:
     """Check a dataset folder against the official release; exit status 1 on problems.
@@ -455,8 +315,10 @@ def data_verify(
 def data_fetch(
     names: Annotated[list[str] | None, typer.Argument(help="Files to fetch (names from --list).")] = None,
     dataset: Annotated[FetchSet | None, typer.Option(help="Fetch every known file of this set.")] = None,
-    root: Annotated[Path | None, typer.Option(help="Dataset folder (default data/raw/hico_20160224_det or data/raw/v-coco).")] = None,
-    list_files: Annotated[bool, typer.Option("--list", help="List the known files and their sources, then stop.")] = False,
+    root: Annotated[Path | None, typer.Option(
+        help="Dataset folder (default data/raw/hico_20160224_det or data/raw/v-coco).")] = None,
+    list_files: Annotated[bool, typer.Option(
+        "--list", help="List the known files and their sources, then stop.")] = False,
     force: Annotated[bool, typer.Option(help="Replace a present file whose content does not match.")] = False,
     extract: Annotated[bool, typer.Option(help="Unpack archives (COCO zips) after download.")] = True,
 ) -> None:
@@ -484,9 +346,11 @@ def data_fetch(
 @data_app.command("convert-hico")
 @user_errors
 def data_convert_hico(
-    root: Annotated[Path, typer.Argument(help="HICO-DET folder (hico_20160224_det) holding anno_bbox.mat and anno.mat.")],
+    root: Annotated[Path, typer.Argument(
+        help="HICO-DET folder (hico_20160224_det) holding anno_bbox.mat and anno.mat.")],
     anno_bbox: Annotated[Path | None, typer.Option(help="anno_bbox.mat (default ROOT/anno_bbox.mat).")] = None,
-    anno: Annotated[Path | None, typer.Option(help="anno.mat for the image-level labels (default ROOT/anno.mat when present).")] = None,
+    anno: Annotated[Path | None, typer.Option(
+        help="anno.mat for the image-level labels (default ROOT/anno.mat when present).")] = None,
     out: Annotated[Path | None, typer.Option(help="Output folder (default ROOT/annotations).")] = None,
 ) -> None:
     """HICO-DET's official .mat files -> the PPDM/QPIC annotation files ingest reads.
@@ -507,8 +371,11 @@ def data_convert_hico(
 @user_errors
 def data_build_vcoco(
     root: Annotated[Path, typer.Argument(help="V-COCO folder holding data/vcoco/*.json and data/splits/*.ids.")],
-    coco_annotations: Annotated[Path | None, typer.Option(help="Folder of COCO's instances_train2014.json and instances_val2014.json (default ROOT/coco/annotations).")] = None,
-    prior: Annotated[Path | None, typer.Option(help="VSGNet's prior.pickle, for QPIC's exact corre_vcoco.npy (else derived from trainval).")] = None,
+    coco_annotations: Annotated[Path | None, typer.Option(
+        help="Folder of COCO's instances_train2014.json and instances_val2014.json (default "
+             "ROOT/coco/annotations).")] = None,
+    prior: Annotated[Path | None, typer.Option(
+        help="VSGNet's prior.pickle, for QPIC's exact corre_vcoco.npy (else derived from trainval).")] = None,
 ) -> None:
     """V-COCO's official files + COCO 2014 annotations -> what ingest and the evaluation read.
 
@@ -533,8 +400,11 @@ def data_export_hico_mat(
     image_list: ImageListOpt = None,
     anno_mat: AnnoMatOpt = None,
     cap: Annotated[int, typer.Option(min=0, help="Detections kept per HOI class, best first (0 = all).")] = 19_999,
-    round_boxes: Annotated[bool, typer.Option("--round/--no-round", help="Round boxes as MATLAB round() does, like the usual conversion.")] = True,
-    shift: Annotated[BoxShift, typer.Option(help="none: write boxes as they are (ho-rcnn then adds 1, the usual route); minus-one: subtract 1 so the evaluator sees our exact boxes.")] = BoxShift.none,
+    round_boxes: Annotated[bool, typer.Option(
+        "--round/--no-round", help="Round boxes as MATLAB round() does, like the usual conversion.")] = True,
+    shift: Annotated[BoxShift, typer.Option(
+        help="none: write boxes as they are (ho-rcnn then adds 1, the usual route); minus-one: subtract 1 so the "
+             "evaluator sees our exact boxes.")] = BoxShift.none,
 ) -> None:
     """Predictions -> the official HICO-DET MATLAB evaluation input (detections_XX.mat).
 
@@ -576,16 +446,22 @@ def data_export_vcoco(
 @data_app.command("import-preds")
 @user_errors
 def data_import_preds(
-    format: Annotated[PredsFormat, typer.Argument(help="qpic (QPIC/CDN/GEN-VLKT json, CDN repr or pkl) | bpm-binary (the paper's bst_result_binary.pkl) | vcoco-pickle | hico-mat (folder of detections_XX.mat).")],
+    format: Annotated[PredsFormat, typer.Argument(
+        help="qpic (QPIC/CDN/GEN-VLKT json, CDN repr or pkl) | bpm-binary (the paper's bst_result_binary.pkl) | "
+             "vcoco-pickle | hico-mat (folder of detections_XX.mat).")],
     source: Annotated[Path, typer.Argument(help="File (or folder, hico-mat) to import.")],
     out: Annotated[Path, typer.Argument(help="Parquet table to write (pair_predictions for bpm-binary).")],
     dataset: Annotated[DataFormat, typer.Option(help="Dataset the predictions are for.")] = DataFormat.hico_det,
-    annotations: Annotated[Path | None, typer.Option(help="qpic: annotation json (test_hico.json) naming entries that carry no file name, by position.")] = None,
+    annotations: Annotated[Path | None, typer.Option(
+        help="qpic: annotation json (test_hico.json) naming entries that carry no file name, by position.")] = None,
     images: ImagesOpt = Path("data/processed/images.parquet"),
     image_list: ImageListOpt = None,
     anno_mat: AnnoMatOpt = None,
-    hoi_category: Annotated[HoiCategory, typer.Option(help="qpic, HICO-DET: hoi_prediction category_id is a 0-based 'verb' (QPIC, CDN) or 'hoi' index (GEN-VLKT).")] = HoiCategory.verb,
-    object_ids: Annotated[ObjectIds, typer.Option(help="qpic: object category_id is 'contiguous' (0..79, QPIC/CDN) or 'coco'.")] = ObjectIds.contiguous,
+    hoi_category: Annotated[HoiCategory, typer.Option(
+        help="qpic, HICO-DET: hoi_prediction category_id is a 0-based 'verb' (QPIC, CDN) or 'hoi' index "
+             "(GEN-VLKT).")] = HoiCategory.verb,
+    object_ids: Annotated[ObjectIds, typer.Option(
+        help="qpic: object category_id is 'contiguous' (0..79, QPIC/CDN) or 'coco'.")] = ObjectIds.contiguous,
     shift: Annotated[BoxShift, typer.Option(help="hico-mat: the shift the files were written with.")] = BoxShift.none,
 ) -> None:
     """Other methods' result files -> our predictions table, for side-by-side scoring.
@@ -599,7 +475,7 @@ def data_import_preds(
     """
     from pipeline.interop import import_preds
     from pipeline.interop.image_keys import test_image_ids
-    from pipeline.readers.records import read_split
+    from pipeline.readers.annotation_json import read_split
 
     names = read_split(annotations).records["file_name"].tolist() if annotations else None
     ids = test_image_ids(images, image_list, anno_mat)
@@ -617,11 +493,20 @@ app.add_typer(weights_app, name="weights", rich_help_panel=TOOLS)
 @weights_app.command("import-detr")
 @user_errors
 def weights_import_detr(
-    checkpoint: Annotated[Path, typer.Argument(help="DETR checkpoint, e.g. models/pretrained/detr-r50-e632da11.pth (data fetch detr-r50-e632da11.pth).")],
-    out: Annotated[Path | None, typer.Option(help="Converted weights to write, then model.pretrained (default models/pretrained/detr-r50-bpm-FORMAT.pt, FORMAT = dataset.format).")] = None,
-    report: Annotated[Path, typer.Option(help="JSON report: loaded / skipped (with reasons) / initialised tensors per stage and module.")] = Path("reports/import_detr.json"),
-    verify: Annotated[bool, typer.Option("--verify/--no-verify", help="Check the file's SHA-256 first; --no-verify for other DETR-style checkpoints (reported as skipped).")] = True,
-    sha256: Annotated[str | None, typer.Option("--sha256", help="Expected SHA-256 (64 hex digits) of another checkpoint; default: the catalog's DETR-R50 digest.")] = None,
+    checkpoint: Annotated[Path, typer.Argument(
+        help="DETR checkpoint, e.g. models/pretrained/detr-r50-e632da11.pth (data fetch detr-r50-e632da11.pth).")],
+    out: Annotated[Path | None, typer.Option(
+        help="Converted weights to write, then model.pretrained (default models/pretrained/detr-r50-bpm-FORMAT.pt, "
+             "FORMAT = dataset.format).")] = None,
+    report: Annotated[Path, typer.Option(
+        help="JSON report: loaded / skipped (with reasons) / initialised tensors per stage and "
+             "module.")] = Path("reports/import_detr.json"),
+    verify: Annotated[bool, typer.Option(
+        "--verify/--no-verify", help="Check the file's SHA-256 first; --no-verify for other DETR-style checkpoints "
+             "(reported as skipped).")] = True,
+    sha256: Annotated[str | None, typer.Option(
+        "--sha256", help="Expected SHA-256 (64 hex digits) of another checkpoint; default: the catalog's DETR-R50 "
+             "digest.")] = None,
     params: ParamsOpt = Path("params.yaml"),
 ) -> None:
     """COCO DETR-R50 checkpoint -> both stages' initial weights (params: model, dataset, seed).
@@ -640,32 +525,43 @@ def weights_import_detr(
     detr_weights.run(checkpoint, out, report, params, sha256, skip_verify=not verify)
 
 
-class PredictPose(str, Enum):
-    ultralytics = "ultralytics"
-    alphapose_file = "alphapose-file"
-    coco_file = "coco-file"
-    persons_table = "persons-table"
-
-
 @app.command(rich_help_panel=ANALYSIS)
 @user_errors
 def predict(
     images: Annotated[list[Path], typer.Argument(help="Image files and/or folders (searched recursively).")],
-    checkpoint: Annotated[Path, typer.Option("--checkpoint", help="Inference bundle (both stages + NIS settings).")] = Path("models/bundle.pt"),
-    out: Annotated[Path, typer.Option(help="Output folder; when it holds files, the run goes to OUT2, OUT3, ... (see --exist-ok).")] = Path("reports/predict"),
-    pose_backend: Annotated[PredictPose, typer.Option("--pose-backend", help="Where persons and keypoints come from.")] = PredictPose.ultralytics,
-    pose_file: Annotated[Path | None, typer.Option("--pose-file", help="Result file of the file backends (AlphaPose / COCO json, persons parquet).")] = None,
-    pose_weights: Annotated[str | None, typer.Option("--pose-weights", help="Ultralytics weights (.pt, official name, or .yaml); default params pose.ultralytics.weights.")] = None,
+    checkpoint: Annotated[Path, typer.Option(
+        "--checkpoint", help="Inference bundle (both stages + NIS settings).")] = Path("models/bundle.pt"),
+    out: Annotated[Path, typer.Option(
+        help="Output folder; when it holds files, the run goes to OUT2, OUT3, ... (see "
+             "--exist-ok).")] = Path("reports/predict"),
+    pose_backend: Annotated[PredictPose, typer.Option(
+        "--pose-backend", help="Where persons and keypoints come from.")] = PredictPose.ultralytics,
+    pose_file: Annotated[Path | None, typer.Option(
+        "--pose-file", help="Result file of the file backends (AlphaPose / COCO json, persons parquet).")] = None,
+    pose_weights: Annotated[str | None, typer.Option(
+        "--pose-weights", help="Ultralytics weights (.pt, official name, or .yaml); default params "
+             "pose.ultralytics.weights.")] = None,
     device: DeviceOpt = "auto",
-    top: Annotated[int, typer.Option(min=1, help="Triplets drawn per image (the files keep all post-processed ones).")] = 10,
-    attention: Annotated[bool, typer.Option("--attention", help="Also draw body-part saliency maps and masked-decoder attention (Fig. 4).")] = False,
+    top: Annotated[int, typer.Option(
+        min=1, help="Triplets drawn per image (the files keep all post-processed ones).")] = 10,
+    attention: Annotated[bool, typer.Option(
+        "--attention", help="Also draw body-part saliency maps and masked-decoder attention (Fig. 4).")] = False,
     batch: Annotated[int, typer.Option(min=1, help="Images per forward pass.")] = 4,
-    max_side: Annotated[int, typer.Option("--max-side", min=64, help="Longer side (px) of the copy given to pose and model; boxes stay in original pixels.")] = 2048,
-    trust_weights: Annotated[bool, typer.Option("--trust-weights", help="Load a pose .pt that is not a known official file (ultralytics unpickles it: it can run code).")] = False,
-    conf: Annotated[float, typer.Option("--conf", min=0.0, max=1.0, help="Keep triplets scored at least this (before drawing and writing).")] = 0.0,
-    verb: Annotated[list[str] | None, typer.Option("--verb", help="Keep only triplets with this verb, e.g. ride (repeatable).")] = None,
-    object_: Annotated[list[str] | None, typer.Option("--object", help="Keep only triplets with this object, e.g. bicycle (repeatable).")] = None,
-    exist_ok: Annotated[bool, typer.Option("--exist-ok", help="Write into OUT even when it holds an earlier run, replacing what predict wrote there.")] = False,
+    max_side: Annotated[int, typer.Option(
+        "--max-side", min=64, help="Longer side (px) of the copy given to pose and model; boxes stay in original "
+             "pixels.")] = 2048,
+    trust_weights: Annotated[bool, typer.Option(
+        "--trust-weights", help="Load a pose .pt that is not a known official file (ultralytics unpickles it: it can "
+             "run code).")] = False,
+    conf: Annotated[float, typer.Option(
+        "--conf", min=0.0, max=1.0, help="Keep triplets scored at least this (before drawing and writing).")] = 0.0,
+    verb: Annotated[list[str] | None, typer.Option(
+        "--verb", help="Keep only triplets with this verb, e.g. ride (repeatable).")] = None,
+    object_: Annotated[list[str] | None, typer.Option(
+        "--object", help="Keep only triplets with this object, e.g. bicycle (repeatable).")] = None,
+    exist_ok: Annotated[bool, typer.Option(
+        "--exist-ok", help="Write into OUT even when it holds an earlier run, replacing what predict wrote "
+             "there.")] = False,
     params: ParamsOpt = Path("params.yaml"),
 ) -> None:
     """HOI triplets on any image(s): pose -> part boxes -> both trained networks -> NIS + pair NMS.
@@ -689,17 +585,13 @@ def predict(
     stage.run(images, checkpoint, out, options, params, exist_ok=exist_ok)
 
 
-class SplitName(str, Enum):
-    train = "train"
-    test = "test"
-
-
 @app.command(rich_help_panel=ANALYSIS)
 @user_errors
 def show(
     image_id: Annotated[str, typer.Argument(help="image_id (file stem) from the images table.")],
     split: Annotated[SplitName | None, typer.Option(help="Require the image to be in this split.")] = None,
-    augment: Annotated[bool, typer.Option("--augment/--no-augment", help="Training transforms (random) or the evaluation ones.")] = True,
+    augment: Annotated[bool, typer.Option(
+        "--augment/--no-augment", help="Training transforms (random) or the evaluation ones.")] = True,
     seed: Annotated[int, typer.Option(help="Seed of the augmentation draw.")] = 0,
     params: ParamsOpt = Path("params.yaml"),
     data: Annotated[Path, typer.Option(help="Folder of the parquet tables.")] = Path("data/processed"),
@@ -732,12 +624,21 @@ def _evaluate_log(kw: dict) -> tuple[Path | None, list[Path], Path | None]:
 @logged(_evaluate_log)
 def evaluate(
     params: ParamsOpt = Path("params.yaml"),
-    bundle: Annotated[Path, typer.Option(help="Inference bundle (both stages + NIS settings).")] = Path("models/bundle.pt"),
+    bundle: Annotated[Path, typer.Option(
+        help="Inference bundle (both stages + NIS settings).")] = Path("models/bundle.pt"),
     data: Annotated[Path, typer.Option(help="Folder of the parquet tables.")] = Path("data/processed"),
-    out: Annotated[Path | None, typer.Option(help="Folder for predictions, curves and the text report (default reports/evaluate; with --predictions / --pair-predictions reports/evaluate-imported).")] = None,
-    metrics: Annotated[Path, typer.Option(help="Metrics JSON (DVC metrics); with --predictions / --pair-predictions only read, for the side-by-side table.")] = Path("reports/metrics.json"),
-    predictions: Annotated[Path | None, typer.Option("--predictions", help="Score this predictions table (e.g. from 'data import-preds') instead of running the bundle.")] = None,
-    pair_predictions: Annotated[Path | None, typer.Option("--pair-predictions", help="Pair predictions table ranked by the interactiveness AP (alone: interactiveness AP only).")] = None,
+    out: Annotated[Path | None, typer.Option(
+        help="Folder for predictions, curves and the text report (default reports/evaluate; with --predictions / "
+             "--pair-predictions reports/evaluate-imported).")] = None,
+    metrics: Annotated[Path, typer.Option(
+        help="Metrics JSON (DVC metrics); with --predictions / --pair-predictions only read, for the side-by-side "
+             "table.")] = Path("reports/metrics.json"),
+    predictions: Annotated[Path | None, typer.Option(
+        "--predictions", help="Score this predictions table (e.g. from 'data import-preds') instead of running the "
+             "bundle.")] = None,
+    pair_predictions: Annotated[Path | None, typer.Option(
+        "--pair-predictions", help="Pair predictions table ranked by the interactiveness AP (alone: interactiveness AP "
+             "only).")] = None,
 ) -> None:
     """Run the bundle on the evaluated split and score it (or score another method's files).
 
@@ -771,17 +672,25 @@ def evaluate(
 @user_errors
 def ablate(
     params: ParamsOpt = Path("params.yaml"),
-    arm: Annotated[list[str] | None, typer.Option("--arm", help="Arm to run (repeatable; default all of Table 5: full, no_saliency, no_parts, intuitive, no_progressive, no_one_time, alpha1; also part_supervised = train.loss.part 1).")] = None,
+    arm: Annotated[list[str] | None, typer.Option(
+        "--arm", help="Arm to run (repeatable; default all of Table 5: full, no_saliency, no_parts, intuitive, "
+             "no_progressive, no_one_time, alpha1; also part_supervised = train.loss.part 1).")] = None,
     seeds: Annotated[int, typer.Option(min=1, help="Seeds per arm (0, 1, ...).")] = 3,
     jobs: Annotated[int, typer.Option(min=1, help="Runs trained at the same time (subprocesses).")] = 2,
-    threads: Annotated[int, typer.Option(min=1, help="Torch CPU threads of every run (train.threads).")] = 1,
-    device: Annotated[str, typer.Option(help="train.device of every run: cpu | cuda | auto.")] = "cpu",
-    set_: Annotated[list[str] | None, typer.Option("--set", help="Override for every run, KEY=VALUE (repeatable), e.g. train.stage1.length=600.")] = None,
-    data: Annotated[Path, typer.Option(help="Folder of the processed tables (ingest, pose, parts, scenes).")] = Path("data/processed"),
-    out: Annotated[Path, typer.Option(help="Folder of the runs (one subfolder per arm and seed; finished runs are reused).")] = Path("ablations"),
+    threads: Annotated[int, typer.Option(min=1, help="Torch CPU threads of every run (runtime.threads).")] = 1,
+    device: Annotated[str, typer.Option(help="runtime.device of every run: cpu | cuda | cuda:N | auto.")] = "cpu",
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="Override for every run, KEY=VALUE (repeatable), e.g. train.stage1.length=600.")] = None,
+    data: Annotated[Path, typer.Option(
+        help="Folder of the processed tables (ingest, pose, parts, scenes).")] = Path("data/processed"),
+    out: Annotated[Path, typer.Option(
+        help="Folder of the runs (one subfolder per arm and seed; finished runs are reused).")] = Path("ablations"),
     reports: Annotated[Path, typer.Option(help="Folder of ablations.csv / ablations.md.")] = Path("reports"),
-    collect_only: Annotated[bool, typer.Option("--collect-only", help="Train nothing: tabulate the finished runs under --out.")] = False,
-    eval_images: Annotated[Path | None, typer.Option("--eval-images", help="With --collect-only: score the finished runs on the tables of --data and the images of this dataset root (e.g. the cross-person control).")] = None,
+    collect_only: Annotated[bool, typer.Option(
+        "--collect-only", help="Train nothing: tabulate the finished runs under --out.")] = False,
+    eval_images: Annotated[Path | None, typer.Option(
+        "--eval-images", help="With --collect-only: score the finished runs on the tables of --data and the "
+        "images of this dataset root (e.g. the cross-person control).")] = None,
 ) -> None:
     """Table 5 on the data: train STAGE 1 for every arm and seed, evaluate the interactiveness
     AP on the test split (overall, cross-person, crowded; real vs rolled saliency maps) and

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from model import torch_file
-from pipeline.tables import atomic_write
+from model.common.atomic_io import atomic_write
 
 FORMAT = "bpm-checkpoint/1"
 RESUME_KEYS = ("optimizer", "scheduler", "scaler", "sampler", "rng")

@@ -1,8 +1,11 @@
 """Every switch of the network (params.yaml section ``model``), validated by pydantic.
 
-Two presets are documented in README ("Model parameters"): ``paper`` (the defaults below: R50,
-d 256, 6 encoder / 6 box-decoder / 3 interactiveness / 6 verb layers, 64 queries for HICO-DET,
-100 for V-COCO) and ``demo`` (small backbone, d 128, 2 + 2 layers, 16 anchor queries, 192-256 px).
+Two presets, each defined once as a complete params file: ``paper`` = data/presets/paper-*.yaml
+(R50, d 256, 6 encoder / 6 box-decoder / 3 interactiveness / 6 verb layers, 64 queries for
+HICO-DET, 100 for V-COCO; the class defaults below are its values) and ``demo`` = params.yaml
+as shipped (small backbone, d 128, 2 + 2 layers, 16 anchor queries, no dropout, 192-256 px).
+:data:`PRESETS` is their ``model`` section for code and benchmarks (without the DETR weight
+file); tests/pipeline/test_presets.py keeps it equal to those files.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from pipeline.params import Section
+from model.common.section import Section
 
 BackboneName = Literal["resnet18", "resnet34", "resnet50", "resnet101", "demo"]
 Ablation = Literal["full", "no_parts", "no_saliency", "intuitive", "no_progressive", "no_one_time"]
@@ -71,7 +74,7 @@ PRESETS: dict[str, dict] = {
     "demo": {
         "backbone": "demo", "hidden_dim": 128, "nheads": 8, "dim_feedforward": 512,
         "enc_layers": 2, "dec_layers_box": 2, "dec_layers_verb": 2, "num_queries": 16,
-        "query_type": "anchor",
+        "query_type": "anchor", "dropout": 0.0,
     },
 }
 

@@ -28,35 +28,17 @@ tests/reference_criterion.py keeps the former per-image implementation as the re
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
 from model.box_geometry import cxcywh_to_xyxy, elementwise_giou
 from model.losses import bce_terms, focal_terms, part_label_loss, weighted_ce_terms
-from model.matcher import BOX_KEYS, HungarianMatcher, Matches, MatcherWeights
+from model.matcher import BOX_KEYS, HungarianMatcher, Matches
 from model.packed_targets import PackedTargets, pack
+from model.train_config import LossConfig
 
 DET_KEYS = ("loss_obj_ce", "loss_sub_bbox", "loss_obj_bbox", "loss_sub_giou", "loss_obj_giou")
-
-
-@dataclass(frozen=True)
-class LossWeights:
-    """Loss coefficients (released config / QPIC) and loss choices."""
-
-    obj_ce: float = 1.0
-    bbox: float = 2.5
-    giou: float = 1.0
-    int: float = 1.0
-    verb: float = 1.0
-    consistency: float = 0.0  # released code's undisclosed MSE(p_int, max_k p_part^k); paper: 0
-    part: float = 0.0  # Sec. 5.3 body-part supervision (model/losses.part_label_loss); 0 = off
-    eos_coef: float = 0.1
-    int_loss: str = "bce"  # bce (released code) | focal
-    focal_gamma: float = 2.0
-    aux: bool = True
 
 
 def _global_counts(values: list[float], device: torch.device) -> Tensor:
@@ -84,12 +66,12 @@ class SetCriterion(nn.Module):
     :meth:`total` their weighted sum."""
 
     def __init__(self, stage: int, num_obj_classes: int, num_verbs: int,
-                 matcher: HungarianMatcher | None = None, weights: LossWeights = LossWeights()) -> None:
+                 matcher: HungarianMatcher | None = None, weights: LossConfig = LossConfig()) -> None:
         super().__init__()
         if stage not in (1, 2):
             raise ValueError(f"stage must be 1 or 2, got {stage}")
         self.stage, self.num_verbs, self.w = stage, num_verbs, weights
-        self.matcher = matcher or HungarianMatcher()
+        self.matcher = matcher or HungarianMatcher(weights)
         class_weight = torch.ones(num_obj_classes + 1)
         class_weight[-1] = weights.eos_coef  # the no-object class
         self.register_buffer("class_weight", class_weight, persistent=False)
@@ -208,10 +190,8 @@ class SetCriterion(nn.Module):
         return {"loss_verb": focal_terms(logits, y, self.w.focal_gamma).sum() / norm["pos"]}
 
 
-def build_criterion(cfg: object | None = None, stage: int = 1, num_obj_classes: int = 80,
-                    num_verbs: int = 117, weights: LossWeights | None = None,
-                    matcher_weights: MatcherWeights | None = None) -> SetCriterion:
-    """The criterion of ``stage`` (``cfg``, the model config, is accepted for symmetry with
-    ``model.build.build`` and not read: loss weights are training params)."""
-    matcher = HungarianMatcher(matcher_weights or MatcherWeights())
-    return SetCriterion(stage, num_obj_classes, num_verbs, matcher, weights or LossWeights())
+def build_criterion(stage: int, num_obj_classes: int, num_verbs: int, loss: LossConfig | None = None) -> SetCriterion:
+    """The criterion of ``stage``: its loss coefficients and its matcher's costs both from
+    ``loss`` (the ``train.loss`` params; defaults when None)."""
+    loss = loss or LossConfig()
+    return SetCriterion(stage, num_obj_classes, num_verbs, HungarianMatcher(loss), loss)

@@ -30,10 +30,10 @@ from PIL import Image
 
 from model.label_space import LabelSpace
 from model.transforms import Compose, part_box_valid
-from pipeline.errors import UserError
+from model.common.errors import UserError
 
 BOX = ["x1", "y1", "x2", "y2"]
-PART_GROUPS = 6  # foot, leg, hip, hand, arm, head (pipeline.tables.PART_GROUP_NAMES)
+PART_GROUPS = 6  # foot, leg, hip, hand, arm, head (model.common.body_parts.PART_GROUP_NAMES)
 
 
 @dataclass

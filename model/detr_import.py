@@ -25,7 +25,7 @@ from pathlib import Path
 from torch import Tensor, nn
 
 from model.torch_file import read_torch_file
-from pipeline.errors import UserError
+from model.common.errors import UserError
 
 # The 80 COCO category ids of HICO-DET's (and V-COCO's) objects, ascending; DETR's class index
 # is the COCO id itself, 91 is its no-object class.

@@ -46,7 +46,7 @@ def pick_device(device: str, local_rank: int = 0, world_size: int = 1) -> torch.
     rank's GPU when CUDA is available, else CPU; ``cuda`` = this rank's GPU; ``cuda:N`` = GPU N
     exactly (one process only: under torchrun each rank takes its LOCAL_RANK's GPU, choose them
     with CUDA_VISIBLE_DEVICES); ``mps``; ``cpu``. An unavailable device is a UserError."""
-    from pipeline.errors import UserError
+    from model.common.errors import UserError
 
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"

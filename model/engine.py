@@ -27,7 +27,7 @@ import contextlib
 import itertools
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
@@ -45,7 +45,9 @@ from model.packed_targets import pack
 from model.distributed import DistContext, all_mean, barrier, gather_objects
 from model.sampler import WeightedEpochSampler
 from model.train_log import TrainLog
-from pipeline.errors import UserError
+from model.common.errors import UserError
+from model.runtime_config import RuntimeConfig
+from model.train_config import TrainConfig
 
 Validate = Callable[[nn.Module, DataLoader, torch.device], dict[str, float]]
 # settings that may change between an interrupted run and its resumption; ``accumulate`` only
@@ -61,30 +63,29 @@ class NonFiniteLoss(UserError):
 
 @dataclass(frozen=True)
 class LoopConfig:
-    """Everything the loop needs, resolved from the ``train`` params for one stage."""
+    """One stage's loop: the ``train`` and ``runtime`` params as given (not copied: no setting
+    has a second default here) and what the stage resolves from them."""
 
-    iterations: int
+    train: TrainConfig  # batch, accumulation, optimiser, warm-up, clipping, amp
+    iterations: int  # the stage's schedule resolved to iterations
     lr_drop: int  # iteration at which every learning rate is multiplied by 0.1
-    epoch_size: int  # samples per sampler epoch (a multiple of batch_size)
-    batch_size: int = 16  # global batch (per rank: batch_size / world size)
-    accumulate: int = 1  # micro-batches per step and rank, of batch_size / (world size x accumulate) images
-    warmup: int = 50
-    lr: float = 1e-4
-    lr_backbone: float = 1e-5
-    weight_decay: float = 1e-4
-    clip_max_norm: float = 0.1
-    amp: bool = True
-    seed: int = 0
-    num_workers: int = 0
-    val_every: int = 250
-    checkpoint_every: int = 250
-    log_every: int = 10
+    epoch_size: int  # samples per sampler epoch (a multiple of train.batch_size)
+    val_every: int  # iterations (train.val_every, 0 resolved to one epoch)
+    checkpoint_every: int  # iterations (train.checkpoint_every, 0 resolved to one epoch)
     metric: str = "int_ap"  # the validation metric that selects the model (higher is better)
-    find_unused_parameters: bool = False
-    progress: bool = True
-    compile: bool = False  # torch.compile the network (CUDA; the first steps compile)
-    channels_last: bool = False  # NHWC images and conv weights (faster convs on tensor cores)
-    fused_optimizer: bool = False  # AdamW's fused kernel (one launch for all parameters)
+    seed: int = 0
+    runtime: RuntimeConfig = RuntimeConfig()  # workers, logging, progress, GPU speed switches
+
+    def summary(self) -> dict:
+        """The flat settings stored in the run's summary (reports/train_stageN.json)."""
+        t, r = self.train, self.runtime
+        return {"iterations": self.iterations, "lr_drop": self.lr_drop, "epoch_size": self.epoch_size,
+                "batch_size": t.batch_size, "accumulate": t.accumulate, "warmup": t.warmup, "lr": t.lr,
+                "lr_backbone": t.lr_backbone, "weight_decay": t.weight_decay, "clip_max_norm": t.clip_max_norm,
+                "amp": t.amp, "seed": self.seed, "num_workers": r.num_workers, "val_every": self.val_every,
+                "checkpoint_every": self.checkpoint_every, "log_every": r.log_every, "metric": self.metric,
+                "find_unused_parameters": r.find_unused_parameters, "progress": r.progress, "compile": r.compile,
+                "channels_last": r.channels_last, "fused_optimizer": r.fused_optimizer}
 
 
 @dataclass
@@ -137,17 +138,17 @@ def make_optimizer(net: nn.Module, cfg: LoopConfig) -> torch.optim.AdamW:
     (as DETR), all other trainable ones at ``lr``."""
     named = [(n, p) for n, p in net.named_parameters() if p.requires_grad]
     groups = [
-        {"params": [p for n, p in named if "backbone" not in n], "lr": cfg.lr, "name": "main"},
-        {"params": [p for n, p in named if "backbone" in n], "lr": cfg.lr_backbone, "name": "backbone"},
+        {"params": [p for n, p in named if "backbone" not in n], "lr": cfg.train.lr, "name": "main"},
+        {"params": [p for n, p in named if "backbone" in n], "lr": cfg.train.lr_backbone, "name": "backbone"},
     ]
-    return torch.optim.AdamW([g for g in groups if g["params"]], weight_decay=cfg.weight_decay,
-                             fused=True if cfg.fused_optimizer else None)
+    return torch.optim.AdamW([g for g in groups if g["params"]], weight_decay=cfg.train.weight_decay,
+                             fused=True if cfg.runtime.fused_optimizer else None)
 
 
 def amp_settings(cfg: LoopConfig, device: torch.device) -> tuple[torch.dtype | None, torch.amp.GradScaler | None]:
     """(autocast dtype or None, grad scaler or None): bf16 where the GPU has it, else fp16 with
     loss scaling; full precision on CPU."""
-    if not (cfg.amp and device.type == "cuda"):
+    if not (cfg.train.amp and device.type == "cuda"):
         return None, None
     if torch.cuda.is_bf16_supported():
         return torch.bfloat16, None
@@ -160,16 +161,16 @@ class Trainer:
     def __init__(self, run: Run, cfg: LoopConfig, ctx: DistContext) -> None:
         self.run, self.cfg, self.ctx = run, cfg, ctx
         self.net = run.net.to(ctx.device)
-        if cfg.channels_last:
+        if cfg.runtime.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
         self.criterion = run.criterion.to(ctx.device)
         self.opt = make_optimizer(self.net, cfg)
-        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, partial(lr_factor, warmup=cfg.warmup, drop=cfg.lr_drop))
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, partial(lr_factor, warmup=cfg.train.warmup, drop=cfg.lr_drop))
         self.amp_dtype, self.scaler = amp_settings(cfg, ctx.device)
-        if cfg.epoch_size % cfg.batch_size:
-            raise UserError(f"train.batch_size {cfg.batch_size} must divide the epoch size {cfg.epoch_size}")
-        self.micro = micro_batch_size(cfg.batch_size, ctx.world_size, cfg.accumulate)
-        self.per_rank = cfg.batch_size // ctx.world_size  # samples per step and rank
+        if cfg.epoch_size % cfg.train.batch_size:
+            raise UserError(f"train.batch_size {cfg.train.batch_size} must divide the epoch size {cfg.epoch_size}")
+        self.micro = micro_batch_size(cfg.train.batch_size, ctx.world_size, cfg.train.accumulate)
+        self.per_rank = cfg.train.batch_size // ctx.world_size  # samples per step and rank
         self.sampler = WeightedEpochSampler(run.weights, cfg.epoch_size, cfg.seed, ctx.rank, ctx.world_size)
         self.state = State()
         self._pending: list[tuple[int, list[str], torch.Tensor]] = []  # losses not yet read back
@@ -202,7 +203,7 @@ class Trainer:
         out = {"format": ckpt_io.FORMAT, **self.run.meta,
                "iteration": self.state.iteration, "best": dict(self.state.best), "model": body}
         if resume_state:
-            epoch, b = divmod(self.state.iteration, self.cfg.epoch_size // self.cfg.batch_size)
+            epoch, b = divmod(self.state.iteration, self.cfg.epoch_size // self.cfg.train.batch_size)
             out.update(optimizer=self.opt.state_dict(), scheduler=self.sched.state_dict(),
                        scaler=self.scaler.state_dict() if self.scaler else {},
                        sampler={"epoch": epoch, "start": b * self.per_rank}, rng=None)
@@ -242,7 +243,7 @@ class Trainer:
         if batch.packed is None:  # a batch not built by model.collate.Collate
             batch = replace(batch, packed=pack(batch.targets))
         batch = batch.to(self.ctx.device, targets=False)
-        images = batch.images.contiguous(memory_format=torch.channels_last) if self.cfg.channels_last else batch.images
+        images = batch.images.contiguous(memory_format=torch.channels_last) if self.cfg.runtime.channels_last else batch.images
         with self._autocast(), record_function("forward"):  # labels for torch.profiler
             outputs = model(images, batch.pixel_mask, batch.part_masks)
         with record_function("criterion"):
@@ -293,8 +294,8 @@ class Trainer:
         """Clip the summed (AMP: unscaled) gradients, step the optimiser and the schedule."""
         if self.scaler is not None:
             self.scaler.unscale_(self.opt)
-        if self.cfg.clip_max_norm > 0:
-            nn.utils.clip_grad_norm_(self.net.parameters(), self.cfg.clip_max_norm)
+        if self.cfg.train.clip_max_norm > 0:
+            nn.utils.clip_grad_norm_(self.net.parameters(), self.cfg.train.clip_max_norm)
         if self.scaler is not None:
             self.scaler.step(self.opt)
             self.scaler.update()
@@ -322,7 +323,7 @@ class Trainer:
             return {}
         # the micro-batch: the size the user's device is known to hold
         loader = DataLoader(self.run.val_set, batch_size=self.micro, shuffle=False, generator=self._generator(),
-                            collate_fn=self.run.collate, num_workers=self.cfg.num_workers)
+                            collate_fn=self.run.collate, num_workers=self.cfg.runtime.num_workers)
         self.net.eval()
         try:
             with torch.no_grad(), self._autocast():
@@ -349,7 +350,7 @@ class Trainer:
 
     def _loader(self) -> DataLoader:
         return DataLoader(self.run.train_set, batch_size=self.micro, sampler=self.sampler,
-                          collate_fn=self.run.collate, num_workers=self.cfg.num_workers, drop_last=True,
+                          collate_fn=self.run.collate, num_workers=self.cfg.runtime.num_workers, drop_last=True,
                           generator=self._generator(), pin_memory=self.ctx.device.type == "cuda")
 
     def _wrap(self) -> nn.Module:
@@ -357,14 +358,14 @@ class Trainer:
             return self.net
         ids = [self.ctx.device.index] if self.ctx.device.type == "cuda" else None
         return DistributedDataParallel(self.net, device_ids=ids,
-                                       find_unused_parameters=self.cfg.find_unused_parameters)
+                                       find_unused_parameters=self.cfg.runtime.find_unused_parameters)
 
     def _after_step(self, log: TrainLog, losses: dict[str, torch.Tensor]) -> None:
         it, cfg = self.state.iteration, self.cfg
         self._pending.append((it, list(losses), torch.stack(list(losses.values()))))
         done = it >= cfg.iterations
         validate, save = it % cfg.val_every == 0 or done, it % cfg.checkpoint_every == 0 or done
-        if it % cfg.log_every == 0 or validate or save:  # nothing is saved before the losses are checked
+        if it % cfg.runtime.log_every == 0 or validate or save:  # nothing is saved before the losses are checked
             self.flush(log)
         if validate:
             metrics = self.validate()
@@ -380,17 +381,17 @@ class Trainer:
         if resume:
             self.restore()
         model = self._wrap()
-        if self.cfg.compile:
+        if self.cfg.runtime.compile:
             model = torch.compile(model)
         self.net.train()
         loader = self._loader()
-        batches_per_epoch = self.cfg.epoch_size // self.cfg.batch_size
+        batches_per_epoch = self.cfg.epoch_size // self.cfg.train.batch_size
         log = TrainLog(self.run.live_dir if self.ctx.is_main else None, self.cfg, resume, self.state.iteration)
         start, first = time.perf_counter(), self.state.iteration
         while self.state.iteration < self.cfg.iterations:
             epoch, b = divmod(self.state.iteration, batches_per_epoch)
             self.sampler.set_epoch(epoch, b * self.per_rank)
-            for micro in grouped(loader, self.cfg.accumulate):
+            for micro in grouped(loader, self.cfg.train.accumulate):
                 losses = self.step(model, micro)
                 self.state.iteration += 1
                 self._after_step(log, losses)
@@ -400,5 +401,5 @@ class Trainer:
         log.close()
         done = self.state.iteration - first
         return {"iterations": self.state.iteration, "seconds": seconds, "best": dict(self.state.best),
-                "images_per_s": done * self.cfg.batch_size / seconds if seconds > 0 else None,
-                "config": asdict(self.cfg)}
+                "images_per_s": done * self.cfg.train.batch_size / seconds if seconds > 0 else None,
+                "config": self.cfg.summary()}

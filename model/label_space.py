@@ -14,8 +14,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from pipeline import labels
-from pipeline.errors import UserError
+from model.common import labels
+from model.common.errors import UserError
 
 MISSING_OBJECT = -1  # "COCO id" of V-COCO's extra class: a role without an object
 

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from pipeline.tables import PART_TO_GROUP
+from model.common.body_parts import PART_TO_GROUP
 
 Rule = Literal["touch", "corner"]
 NUM_GROUPS = 6

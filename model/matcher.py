@@ -31,27 +31,18 @@ from torch import Tensor
 
 from model.box_geometry import cxcywh_to_xyxy, pairwise_giou
 from model.packed_targets import PackedTargets, pack
+from model.train_config import LossConfig
 
 Indices = list[tuple[Tensor, Tensor]]  # per image: (query indices, target indices), both Long[K]
 BOX_KEYS = ("pred_obj_logits", "pred_sub_boxes", "pred_obj_boxes")  # what every decoder layer outputs
 _BIG = 1e8  # stands in for NaN/inf costs, so that a diverged net reaches the loss check
 
 
-@dataclass(frozen=True)
-class MatcherWeights:
-    """Weights of the cost terms (QPIC / the released config: 1, 2.5, 1, interactiveness 1)."""
-
-    cost_class: float = 1.0
-    cost_bbox: float = 2.5
-    cost_giou: float = 1.0
-    cost_int: float = 1.0
-    cost_verb: float = 1.0
-
-
 class HungarianMatcher(torch.nn.Module):
     """One-to-one assignment of queries to ground-truth pairs, per image."""
 
-    def __init__(self, weights: MatcherWeights = MatcherWeights()) -> None:
+    def __init__(self, weights: LossConfig = LossConfig()) -> None:
+        """``weights``: the ``train.loss`` params; the matcher reads their ``cost_*`` terms."""
         super().__init__()
         self.w = weights
 

@@ -29,6 +29,7 @@ Ties everywhere: higher score first, then lower query index, then lower verb ind
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Literal
 
 import numpy as np
@@ -37,10 +38,10 @@ import torch
 from pydantic import Field
 from torch import Tensor
 
-from model.box_geometry import cxcywh_to_xyxy
+from model.box_geometry import cxcywh_to_xyxy, iou_np, pairwise_iou_or_zero
 from model.label_space import MISSING_OBJECT, LabelSpace
-from pipeline import labels
-from pipeline.params import Section
+from model.common import labels
+from model.common.section import Section
 
 NUM_PART_GROUPS = 6
 NMS_CHUNK_CELLS = 4_000_000  # groups x width^2 suppression cells held at once by pair NMS
@@ -138,16 +139,6 @@ def boxes_to_pixels(boxes: Tensor, orig_sizes: Tensor) -> Tensor:
     return cxcywh_to_xyxy(boxes) * torch.stack([w, h, w, h], -1)[:, None, :]
 
 
-def batched_iou(a: Tensor, b: Tensor) -> Tensor:
-    """[B, N, 4] x [B, M, 4] x1y1x2y2 -> [B, N, M] IoU, continuous (no +1), 0 for empty unions."""
-    lt = torch.maximum(a[:, :, None, :2], b[:, None, :, :2])
-    rb = torch.minimum(a[:, :, None, 2:], b[:, None, :, 2:])
-    inter = (rb - lt).clamp(min=0).prod(-1)
-    area = lambda x: (x[..., 2] - x[..., 0]).clamp(min=0) * (x[..., 3] - x[..., 1]).clamp(min=0)  # noqa: E731
-    union = area(a)[:, :, None] + area(b)[:, None, :] - inter
-    return torch.where(union > 0, inter / union.clamp(min=1e-12), torch.zeros_like(inter))
-
-
 def match_stage1(h2: Tensor, o2: Tensor, h1: Tensor, o1: Tensor) -> Tensor:
     """[B, Q2] index of the stage-1 pair with the largest min(IoU_h, IoU_o) for each stage-2
     pair (decision 1); torch.argmax returns the first maximum, so ties go to the lower index."""
@@ -156,7 +147,7 @@ def match_stage1(h2: Tensor, o2: Tensor, h1: Tensor, o1: Tensor) -> Tensor:
 
 def match_stage1_overlap(h2: Tensor, o2: Tensor, h1: Tensor, o1: Tensor) -> tuple[Tensor, Tensor]:
     """(:func:`match_stage1`'s index [B, Q2], that pair's min(IoU_h, IoU_o) [B, Q2])."""
-    overlap = torch.minimum(batched_iou(h2, h1), batched_iou(o2, o1))  # [B, Q2, Q1]
+    overlap = torch.minimum(pairwise_iou_or_zero(h2, h1), pairwise_iou_or_zero(o2, o1))  # [B, Q2, Q1]
     idx = overlap.argmax(-1)
     return idx, overlap.gather(-1, idx[..., None])[..., 0]
 
@@ -229,23 +220,13 @@ def _nms_bucket(st: np.ndarray, sz: np.ndarray, width: int, hs: np.ndarray, os_:
     col = np.arange(width)
     valid = col[None, :] < sz[:, None]  # [G, W]
     pos = np.where(valid, st[:, None] + col[None, :], st[:, None])
-    sup = (_iou_matrix(hs[pos]) > thr) & (_iou_matrix(os_[pos]) > thr)
+    h, o = hs[pos], os_[pos]  # [G, W, 4]
+    sup = (iou_np(h[:, :, None], h[:, None]) > thr) & (iou_np(o[:, :, None], o[:, None]) > thr)
     sup &= np.triu(np.ones((width, width), dtype=bool), 1)[None] & valid[:, None, :]
     alive = valid.copy()
     for k in range(int(sz.max()) - 1):  # rank k is final once ranks < k are done
         alive &= ~(alive[:, k, None] & sup[:, k, :])
     keep[pos[valid]] = alive[valid]
-
-
-def _iou_matrix(b: np.ndarray) -> np.ndarray:
-    """[G, W, 4] -> [G, W, W] continuous IoU within each group (0 for empty unions / NaN)."""
-    lt = np.maximum(b[:, :, None, :2], b[:, None, :, :2])
-    rb = np.minimum(b[:, :, None, 2:], b[:, None, :, 2:])
-    inter = np.clip(rb - lt, 0, None).prod(-1)
-    area = np.clip(b[..., 2] - b[..., 0], 0, None) * np.clip(b[..., 3] - b[..., 1], 0, None)
-    union = area[:, :, None] + area[:, None, :] - inter
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(union > 0, inter / union, 0.0)
 
 
 def top_k_per_image(image: np.ndarray, score: np.ndarray, k: int, tiebreak: np.ndarray) -> np.ndarray:
@@ -360,3 +341,32 @@ def stage1_pairs(stage1: dict, orig_sizes: Tensor, image_ids: list[str], space: 
     parts = list(stage1["pred_part_scores"].float().cpu().numpy().reshape(-1, NUM_PART_GROUPS))
     frame["part_scores"] = pd.Series(parts, index=frame.index, dtype=object)
     return frame
+
+
+@dataclass(frozen=True)
+class PostProcess:
+    """A stage's post-processor (DETR's ``PostProcess``), returned by ``model.build.build`` and
+    rebuilt from a bundle by the evaluate, predict and bundle stages.
+
+    Per batch, :meth:`pairs` turns stage-1 outputs into ``pair_predictions`` rows and
+    :meth:`candidates` turns stage-2 outputs (with stage 1's) into triplet candidates; once per
+    split, :meth:`finalize` applies NIS, pair NMS and top-K (``cfg``) to the joined candidates.
+    """
+
+    labels: LabelSpace
+    cfg: PostprocessConfig = PostprocessConfig()
+
+    @cached_property
+    def space(self) -> OutputSpace:
+        """The label space in dataset ids (built when first needed)."""
+        return OutputSpace.of(self.labels)
+
+    def pairs(self, stage1: dict, orig_sizes: Tensor, image_ids: list[str]) -> pd.DataFrame:
+        return stage1_pairs(stage1, orig_sizes, image_ids, self.space)
+
+    def candidates(self, stage2: dict, stage1: dict | None, orig_sizes: Tensor, image_ids: list[str]) -> Candidates:
+        return build_candidates(stage2, stage1, orig_sizes, image_ids, self.space)
+
+    def finalize(self, candidates: Candidates | list[Candidates]) -> pd.DataFrame:
+        joined = concat_candidates(candidates) if isinstance(candidates, list) else candidates
+        return finalize(joined, self.space, self.cfg)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from pipeline.errors import UserError, one_line, quote_name
+from model.common.errors import UserError, one_line, quote_name
 
 _DOS_DIRECTORY = 0x10  # the MS-DOS directory bit of a zip entry's external attributes
 ZIP_MAGIC = b"PK\x03\x04"  # torch.save's default format since torch 1.6

@@ -18,6 +18,8 @@ from types import ModuleType
 
 import torch
 
+from model.box_geometry import pairwise_iou_or_zero
+
 # Schemas of the ops torchvision's Python side refers to at import or call time.
 _SCHEMAS = {
     "nms": "nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor",
@@ -109,17 +111,6 @@ def _unavailable(name: str):
     return op
 
 
-def box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """IoU of boxes ``a`` [N, 4] and ``b`` [M, 4] (x1, y1, x2, y2, continuous) -> [N, M]."""
-    area_a = (a[:, 2] - a[:, 0]).clamp(min=0) * (a[:, 3] - a[:, 1]).clamp(min=0)
-    area_b = (b[:, 2] - b[:, 0]).clamp(min=0) * (b[:, 3] - b[:, 1]).clamp(min=0)
-    lt = torch.maximum(a[:, None, :2], b[None, :, :2])  # [N, M, 2]
-    rb = torch.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = (rb - lt).clamp(min=0).prod(-1)
-    union = area_a[:, None] + area_b[None, :] - inter
-    return torch.where(union > 0, inter / union, torch.zeros_like(inter))
-
-
 def nms(dets: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> torch.Tensor:
     """Greedy non-maximum suppression with torchvision's semantics: indices of the kept boxes
     of ``dets`` [N, 4] (x1, y1, x2, y2), by decreasing score; a box is suppressed when its IoU
@@ -135,7 +126,7 @@ def nms(dets: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> torch
         if suppressed[i]:
             continue
         keep.append(i)
-        suppressed[i + 1:] |= box_iou(boxes[i: i + 1], boxes[i + 1:])[0] > iou_threshold
+        suppressed[i + 1:] |= pairwise_iou_or_zero(boxes[i: i + 1], boxes[i + 1:], eps=0.0)[0] > iou_threshold
     return order[torch.tensor(keep, dtype=torch.long, device=dets.device)]
 
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
-from pipeline.numbers import points
-from pipeline.progress import quiet
+from model.common.numbers import points
+from model.common.progress import quiet
 
 
 def trim_after(live_dir: Path, iteration: int) -> None:
@@ -41,7 +41,7 @@ class TrainLog:
             trim_after(live_dir, iteration)
         self.live = Live(str(live_dir), resume=resume, dvcyaml=False, save_dvc_exp=False, report=None)
         tty = sys.stderr.isatty()
-        self.bar = tqdm(total=cfg.iterations, initial=iteration, desc="train", unit="it", disable=not cfg.progress or quiet(),
+        self.bar = tqdm(total=cfg.iterations, initial=iteration, desc="train", unit="it", disable=not cfg.runtime.progress or quiet(),
                         mininterval=0.5 if tty else 30.0, dynamic_ncols=True)
 
     def step(self, it: int, losses: dict[str, float], lrs: list[float]) -> None:
@@ -50,9 +50,9 @@ class TrainLog:
         self.count += 1
         if self.bar is not None:
             self.bar.update(1)
-            if it % self.cfg.log_every == 0:
+            if it % self.cfg.runtime.log_every == 0:
                 self.bar.set_postfix(loss=f"{self.sums['loss'] / self.count:.3f}", refresh=False)
-        if it % self.cfg.log_every == 0:
+        if it % self.cfg.runtime.log_every == 0:
             if self.live is not None:
                 self.live.step = it
                 for k, v in self.sums.items():

@@ -28,8 +28,8 @@ import torch
 from PIL import Image, ImageEnhance
 from pydantic import Field
 
-from pipeline.params import Section
-from pipeline.tables import FLIP_PARTS
+from model.common.section import Section
+from model.common.body_parts import FLIP_PARTS
 
 Target = dict[str, object]
 Transform = Callable[[Image.Image, Target, np.random.Generator], tuple[Image.Image, Target]]

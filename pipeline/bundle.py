@@ -22,12 +22,12 @@ import pandas as pd
 import torch
 
 from model import checkpoint as ckpt_io
-from model.bundle import make_bundle, save_bundle
+from model.bundle_file import make_bundle, save_bundle
 from model.label_space import LabelSpace
 from pipeline import params as P
 from pipeline import tables
-from pipeline.errors import UserError
-from pipeline.numbers import sig
+from model.common.errors import UserError
+from model.common.numbers import sig
 
 VAL_SPLIT = "val"  # name given to the carved validation images for the tuning call
 PARAMS = ("postprocess",)  # the params keys this stage reads (dvc.yaml lists exactly these)
@@ -36,20 +36,20 @@ PARAMS = ("postprocess",)  # the params keys this stage reads (dvc.yaml lists ex
 def validation_candidates(ck1: dict, ck2: dict, processed: Path, device: torch.device):
     """Post-processing candidates (before NIS) of both networks on the validation images,
     and the tables the tuning needs (images relabelled: validation images -> split 'val')."""
-    from model.postprocess import OutputSpace, build_candidates, concat_candidates
+    from model.postprocess import PostProcess, concat_candidates
     from pipeline.evaluate import run_networks
 
     val_ids = list(ck1.get("val_image_ids") or [])
     if not val_ids:
         raise UserError("models/stage1.pt has no validation images (train.val_fraction = 0): cannot choose tau")
-    space = OutputSpace.of(LabelSpace.from_dict(ck1["labels"]))
+    post = PostProcess(LabelSpace.from_dict(ck1["labels"]))  # NIS settings: chosen below
     t = {n: tables.read(processed / f"{n}.parquet", n) for n in ("images", "instances", "pairs", "parts")}
     root = Path(ck1["dataset"]["root"])
-    parts = [build_candidates(o2, o1, sizes, ids, space)
+    parts = [post.candidates(o2, o1, sizes, ids)
              for o1, o2, sizes, ids in run_networks({"stage1": ck1, "stage2": ck2}, t, val_ids, root, device,
                                                           desc="bundle: validation")]
     images = t["images"].assign(split=np.where(t["images"]["image_id"].isin(val_ids), VAL_SPLIT, t["images"]["split"]))
-    return concat_candidates(parts), space, images, t
+    return concat_candidates(parts), post.space, images, t
 
 
 NIS_MODES = ("threshold", "product", "both")  # the candidates of postprocess.nis: auto (ties: this order)

@@ -16,14 +16,14 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
-from model.bundle import load_bundle, network
+from model.bundle_file import load_bundle, network
 from model.collate import Collate
 from model.data import HOIDataset, build_records
 from model.label_space import LabelSpace
 from model.transforms import AugmentConfig, make_transforms
 from pipeline import params as P
 from pipeline import tables
-from pipeline.errors import UserError
+from model.common.errors import UserError
 
 TABLES = ("images", "instances", "pairs", "parts")
 PARAMS = ("dataset", "evaluate")  # the params keys this stage reads (dvc.yaml lists exactly these)
@@ -43,7 +43,7 @@ def run_networks(bundle: dict, t: dict[str, pd.DataFrame], image_ids: list[str],
     loader = DataLoader(HOIDataset(records, make_transforms(aug, train=False)), batch_size=batch_size,
                         collate_fn=Collate(mcfg.get("stride", 32), mcfg.get("mask_rule", "touch")))
     net1, net2 = network(ck1).to(device), network(ck2).to(device)
-    from pipeline.progress import bar
+    from model.common.progress import bar
 
     for batch in bar(loader, desc=desc, unit="batch", leave=False):
         batch = batch.to(device)
@@ -56,23 +56,22 @@ def run_networks(bundle: dict, t: dict[str, pd.DataFrame], image_ids: list[str],
 def predict_split(bundle: dict, t: dict[str, pd.DataFrame], image_ids: list[str], root: Path,
                   device: torch.device) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(predictions after NIS, pair NMS and the cap; every stage-1 pair) for ``image_ids``."""
-    from model.postprocess import OutputSpace, PostprocessConfig, build_candidates, concat_candidates, finalize, stage1_pairs
+    from model.postprocess import PostProcess, PostprocessConfig
 
-    space = OutputSpace.of(LabelSpace.from_dict(bundle["stage1"]["labels"]))
     post = dict(bundle.get("postprocess") or {})
     nis = bundle.get("nis") or {}
     if nis.get("mode") in ("threshold", "product", "both"):
         post["nis"] = nis["mode"]
     if nis.get("mode") in ("threshold", "both") and nis.get("threshold") is not None:
         post["nis_threshold"] = nis["threshold"]
-    cfg = PostprocessConfig.model_validate(post)
+    post_process = PostProcess(LabelSpace.from_dict(bundle["stage1"]["labels"]), PostprocessConfig.model_validate(post))
     cands, pairs = [], []
     for o1, o2, sizes, ids in run_networks(bundle, t, image_ids, root, device):
-        cands.append(build_candidates(o2, o1, sizes, ids, space))
-        pairs.append(stage1_pairs(o1, sizes, ids, space))
+        cands.append(post_process.candidates(o2, o1, sizes, ids))
+        pairs.append(post_process.pairs(o1, sizes, ids))
     if not cands:
         raise UserError(f"no images to evaluate (split has {len(image_ids)} images)")
-    return finalize(concat_candidates(cands), space, cfg), pd.concat(pairs, ignore_index=True)
+    return post_process.finalize(cands), pd.concat(pairs, ignore_index=True)
 
 
 def read_tables(processed: Path, names: tuple[str, ...] = TABLES) -> tuple[dict[str, pd.DataFrame], pd.DataFrame | None]:

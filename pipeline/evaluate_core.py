@@ -17,8 +17,9 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from pipeline.errors import UserError
-from pipeline.metrics import hico, interactiveness, report, vcoco, vcoco_data
+from model.common.errors import UserError
+from pipeline.metrics import hico, report, vcoco, vcoco_data
+from pipeline.metrics import interactiveness_ap as interactiveness
 from pipeline.metrics.inputs import ImageIndex, pair_ground_truth, split_image_ids
 from pipeline.metrics.matching import TieRule, first_come_true_positives, rank_order
 from pipeline.params import Section

@@ -26,8 +26,8 @@ import pandas as pd
 
 from pipeline import params as P
 from pipeline import tables
-from pipeline.errors import UserError
-from pipeline.json_input import read_json
+from model.common.errors import UserError
+from pipeline.inputs.json_reader import read_json
 from pipeline.metrics.inputs import ImageIndex, split_image_ids
 
 DEFAULT_OUT = Path("reports/evaluate-imported")

@@ -20,13 +20,14 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from pipeline import labels, tables
-from pipeline.errors import UserError, quote_name
+from model.common import labels
+from pipeline import tables
+from model.common.errors import UserError, quote_name
 from pipeline.params import DEFAULT_PARAMS, DatasetConfig, Section, section
 from pipeline.readers import checks
 from pipeline.readers.images import list_images, read_sizes
 from pipeline.readers.layout import SplitLayout, layouts
-from pipeline.readers.records import RawSplit, read_split
+from pipeline.readers.annotation_json import RawSplit, read_split
 from pipeline.readers.verbs import PairLabeler, labeler
 
 Policy = Literal["fail", "skip"]

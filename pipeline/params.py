@@ -2,7 +2,7 @@
 section; unknown keys and wrong types are refused with a message naming the key.
 
 A DVC stage reads only the params keys it declares (its module's ``PARAMS``, listed as the
-stage's ``params`` in dvc.yaml; tests/test_dvc_stages.py keeps the two equal): ``section(...,
+stage's ``params`` in dvc.yaml; tests/pipeline/test_dvc_stages.py keeps the two equal): ``section(...,
 keys=PARAMS)`` validates the whole section but hands the stage only the declared keys (the
 others keep their defaults), so a key no stage declares cannot change a result unseen. The
 ``runtime`` section (how a run uses this machine) is declared by no stage.
@@ -16,17 +16,13 @@ from pathlib import Path
 from typing import Annotated, Literal, TypeVar
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, Field, ValidationError
 
-from pipeline.errors import UserError
+from model.common.errors import UserError
+from model.common.section import Section
+from model.runtime_config import Device, RuntimeConfig, check_device  # noqa: F401 (params' runtime section)
 
 DEFAULT_PARAMS = Path("params.yaml")
-
-
-class Section(BaseModel):
-    """Base of every params section: unknown keys are an error, values are validated."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class ParamsError(UserError):
@@ -46,41 +42,6 @@ class DatasetConfig(Section):
     format: Literal["hico-det", "v-coco"] = "hico-det"
     root: Path = Path("data/raw/synthetic/hico_20160224_det")
     splits: tuple[Literal["train", "test"], ...] = Field(("train", "test"), min_length=1)
-
-
-_DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
-
-
-def check_device(value: str) -> str:
-    """``value`` when it names a device this pipeline runs on: auto | cpu | cuda | cuda:N | mps.
-
-    Exact, lower-case spelling: ``gpu``, ``0`` or ``CUDA`` are refused rather than read as CPU
-    (torch would take some of them, others would silently fall back). ``cuda`` = this rank's
-    GPU (``LOCAL_RANK``), ``cuda:N`` = GPU N exactly; whether it exists is checked when used.
-    """
-    if not isinstance(value, str) or not _DEVICE.fullmatch(value):
-        raise ValueError(f"device {value!r}: expected auto, cpu, cuda, cuda:N (N = GPU index) or mps")
-    return value
-
-
-# A validated device name; a params field or a CLI option declares ``device: Device = "auto"``.
-Device = Annotated[str, AfterValidator(check_device)]
-
-
-class RuntimeConfig(Section):
-    """``runtime``: how a run uses this machine, not what it computes. No DVC stage declares
-    this section, so changing it re-runs nothing. Threads and device change float rounding
-    only (as another processor does; README "Reproducibility"); the rest changes nothing."""
-
-    device: Device = "auto"  # training: auto | cpu | cuda | cuda:N | mps (check_device)
-    threads: int | None = Field(None, ge=1)  # torch CPU threads; None = torch's default
-    num_workers: int = Field(0, ge=0)  # data-loading processes (0: in the training process)
-    progress: bool = True  # progress bar
-    log_every: int = Field(10, ge=1)  # iterations between logged training-loss points
-    find_unused_parameters: bool = False  # DDP: needed only when a module sits unused
-    compile: bool = False  # torch.compile the whole network (GPU speed; float rounding only)
-    channels_last: bool = False  # NHWC images and conv weights (GPU speed)
-    fused_optimizer: bool = False  # AdamW's fused kernel (GPU speed)
 
 
 # keys that lived in ``train`` before the ``runtime`` section existed

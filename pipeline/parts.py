@@ -36,7 +36,7 @@ import pyarrow as pa
 from pydantic import Field, field_validator
 
 from pipeline import tables
-from pipeline.errors import UserError, quote_name
+from model.common.errors import UserError, quote_name
 from pipeline.params import DEFAULT_PARAMS, Section, section
 from pipeline.tables import NUM_KEYPOINTS, NUM_PARTS, PART_NAMES, PART_TO_GROUP
 

@@ -46,7 +46,9 @@ from pydantic import ConfigDict, Field
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from pipeline import labels, tables
+from model.box_geometry import area_np, intersection_np, iou_np
+from model.common import labels
+from pipeline import tables
 from pipeline.params import DEFAULT_PARAMS, DatasetConfig, Section, section
 
 BOX = ["x1", "y1", "x2", "y2"]
@@ -89,29 +91,11 @@ def train_alpha(params_path: str | Path = "params.yaml") -> float:
 # --------------------------------------------------------------------------- box geometry
 
 
-def _inter(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Row-wise intersection area of (n, 4) x1,y1,x2,y2 boxes ``a`` and ``b``."""
-    w = np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0])
-    h = np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1])
-    return np.clip(w, 0, None) * np.clip(h, 0, None)
-
-
-def _area(a: np.ndarray) -> np.ndarray:
-    return np.clip(a[:, 2] - a[:, 0], 0, None) * np.clip(a[:, 3] - a[:, 1], 0, None)
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Row-wise IoU of (n, 4) boxes; 0 where both boxes are empty."""
-    inter = _inter(a, b)
-    union = _area(a) + _area(b) - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-
-
 def box_cover(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Row-wise intersection over the smaller box's area: how much of the smaller box the
     other one hides (1 when one box contains the other, whatever their sizes)."""
-    inter = _inter(a, b)
-    small = np.minimum(_area(a), _area(b))
+    inter = intersection_np(a, b)
+    small = np.minimum(area_np(a), area_np(b))
     return np.divide(inter, small, out=np.zeros_like(inter), where=small > 0)
 
 
@@ -131,7 +115,7 @@ def merge_duplicates(boxes: pd.DataFrame, keys: list[str], iou: float) -> np.nda
     of near-duplicates is one entity). Labels are global integers; groups never share one."""
     i, j = within_group_pairs(boxes, keys)
     xy = boxes[BOX].to_numpy(np.float64)
-    hit = box_iou(xy[i], xy[j]) >= iou
+    hit = iou_np(xy[i], xy[j]) >= iou
     n = len(boxes)
     graph = coo_matrix((np.ones(int(hit.sum())), (i[hit], j[hit])), shape=(n, n))
     return connected_components(graph, directed=False)[1]
@@ -197,7 +181,7 @@ def person_summary(ents: pd.DataFrame, images: pd.DataFrame) -> pd.DataFrame:
     size = images.set_index("image_id")[["width", "height"]].reindex(ents["image_id"])
     image_area = (size["width"] * size["height"]).to_numpy(np.float64)
     xy = ents[BOX].to_numpy(np.float64)
-    rel = np.divide(_area(xy), image_area, out=np.full(len(xy), np.nan), where=image_area > 0)
+    rel = np.divide(area_np(xy), image_area, out=np.full(len(xy), np.nan), where=image_area > 0)
     grouped = ents.assign(area=rel).groupby("image_id")
     out = pd.DataFrame({
         "person_boxes": grouped["boxes"].sum(),
@@ -208,7 +192,7 @@ def person_summary(ents: pd.DataFrame, images: pd.DataFrame) -> pd.DataFrame:
     i, j = within_group_pairs(ents, ["image_id"])
     overlap = pd.DataFrame({
         "image_id": ents["image_id"].to_numpy()[i],
-        "max_person_iou": box_iou(xy[i], xy[j]),
+        "max_person_iou": iou_np(xy[i], xy[j]),
         "max_person_cover": box_cover(xy[i], xy[j]),
     }).groupby("image_id").max()
     return out.join(overlap)
@@ -246,7 +230,7 @@ def match_pose(ents: pd.DataFrame, pose: pd.DataFrame, iou: float) -> pd.DataFra
     left = ents[["image_id", *BOX]].rename_axis("entity").reset_index()
     right = pose.rename(columns={c: f"{c}_p" for c in BOX})
     cand = left.merge(right, on="image_id")
-    cand["iou"] = box_iou(cand[BOX].to_numpy(np.float64),
+    cand["iou"] = iou_np(cand[BOX].to_numpy(np.float64),
                           cand[[f"{c}_p" for c in BOX]].to_numpy(np.float64))
     cand = cand[cand["iou"] >= iou].sort_values("iou", ascending=False, kind="stable")
     return cand.drop_duplicates("entity")[["image_id", "entity", "low_kp", "fallback"]]

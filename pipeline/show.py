@@ -25,10 +25,11 @@ from model.config import ModelConfig
 from model.data import HOIDataset, ImageRecord, build_records
 from model.label_space import MISSING_OBJECT, LabelSpace, for_format
 from model.transforms import IMAGENET_MEAN, IMAGENET_STD, make_transforms
-from pipeline import labels, tables
+from model.common import labels
+from pipeline import tables
 from pipeline import params as P
 from pipeline import visualize as vis
-from pipeline.errors import UserError
+from model.common.errors import UserError
 from pipeline.tables import PART_GROUP_NAMES, PART_TO_GROUP
 
 PANEL_LONG = 420  # px, longer side of each top panel

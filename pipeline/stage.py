@@ -5,7 +5,7 @@ The stages run through this module rather than cli.py so that a stage depends on
 code it runs: dvc.yaml lists, for each stage, the project files ``pipeline.NAME`` imports
 (directly, transitively, or inside functions) and the params keys it declares in ``PARAMS``
 (``stage_params(ARG)`` for ``train``, whose two stages read different keys);
-``python -m pipeline.stage_deps`` prints both lists and tests/test_dvc_stages.py checks them.
+``python -m pipeline.stage_deps`` prints both lists and tests/pipeline/test_dvc_stages.py checks them.
 A user's mistake (UserError) is one line on stderr and exit status 2, as in cli.py.
 """
 
@@ -15,7 +15,7 @@ import importlib
 import sys
 from types import ModuleType
 
-from pipeline.errors import UserError
+from model.common.errors import UserError
 
 
 def module(name: str) -> ModuleType:

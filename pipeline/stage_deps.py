@@ -12,7 +12,7 @@ module declares (``PARAMS``, or ``stage_params(ARG)``), which are the only ones 
     python -m pipeline.stage_deps --check    # exit 1 and say what to add/remove in dvc.yaml
     python -m pipeline.stage_deps --write    # rewrite those lists in dvc.yaml (comments kept)
 
-tests/test_dvc_stages.py runs the check, so dvc.yaml and the code cannot drift apart. No stage
+tests/pipeline/test_dvc_stages.py runs the check, so dvc.yaml and the code cannot drift apart. No stage
 imports this module: it is not a dependency of any.
 """
 
@@ -31,7 +31,7 @@ PACKAGES = ("pipeline", "model")
 ENTRY = "pipeline.stage"
 # data read by a module's own code (not through a stage's inputs): a stage importing the
 # module depends on it
-DATA_OF_MODULE = {"pipeline/labels.py": "data/labels"}
+DATA_OF_MODULE = {"model/common/labels.py": "data/labels"}
 _MODULE_LITERAL = re.compile(rf"^(?:{'|'.join(PACKAGES)})(?:\.\w+)+$")
 
 
@@ -167,7 +167,7 @@ def write(dvc_yaml: Path, stages: list[StageDeps]) -> None:
     derived ones (other deps, their order and every comment stay)."""
     from ruamel.yaml import YAML
 
-    from pipeline.tables import atomic_write
+    from model.common.atomic_io import atomic_write
 
     yml = YAML()
     yml.preserve_quotes = True

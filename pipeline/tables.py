@@ -8,12 +8,6 @@ original image, kept exactly as the dataset gives them (HICO-DET's are 1-based p
 
 from __future__ import annotations
 
-import glob
-import json
-import os
-import re
-import secrets
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -22,23 +16,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from model.common.atomic_io import atomic_write, sweep_temporaries, write_json  # noqa: F401 (the tables' writers)
+from model.common.body_parts import (  # noqa: F401 (the schemas' vocabulary, read from here by pipeline code)
+    FLIP_PARTS, NUM_KEYPOINTS, NUM_PARTS, PART_GROUP_NAMES, PART_NAMES, PART_TO_GROUP,
+)
+from model.common.errors import UserError, quote_name
 from pipeline import runlog
-from pipeline.errors import UserError, quote_name
 
 BOX = [("x1", pa.float32()), ("y1", pa.float32()), ("x2", pa.float32()), ("y2", pa.float32())]
-NUM_KEYPOINTS = 17  # COCO-17 order, (x, y, score) each
-NUM_PARTS = 10  # HAKE parts, order in PART_NAMES
-
-PART_NAMES = (
-    "right_foot", "right_leg", "left_leg", "left_foot", "hip",
-    "head", "right_hand", "right_arm", "left_arm", "left_hand",
-)
-PART_GROUP_NAMES = ("foot", "leg", "hip", "hand", "arm", "head")
-# part index -> group index (foot {0,3}, leg {1,2}, hip {4}, hand {6,9}, arm {7,8}, head {5})
-PART_TO_GROUP = (0, 1, 1, 0, 2, 5, 3, 4, 4, 3)
-# a horizontal flip maps part i to FLIP_PARTS[i]
-FLIP_PARTS = (3, 2, 1, 0, 4, 5, 9, 8, 7, 6)
-
 SCHEMAS: dict[str, pa.Schema] = {
     # one row per image file of every split, annotated or not
     "images": pa.schema([
@@ -376,70 +361,3 @@ def _restore_fixed_size(table: pa.Table, field: pa.Field, path: Path, name: str)
         )
     index = table.schema.get_field_index(field.name)
     return table.set_column(index, table.schema.field(index).with_type(field.type), column.cast(field.type))
-
-
-def atomic_write(path: str | Path, writer: Callable[[Path], object]) -> Path:
-    """Call ``writer(tmp)`` on a temporary file beside ``path``, then rename it into place, so
-    that a crash never leaves a truncated file behind.
-
-    The temporary file is ``.NAME.PID-RANDOM.tmp``, created with mode 0666 minus the umask
-    (so the result has the permissions of any other new file, not mkstemp's 0600); ``writer``
-    writes into it by path. Temporary files of ``path`` left by a writer that was killed
-    (its process is gone) are removed first.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sweep_temporaries(path)
-    tmp = _create_temporary(path)
-    try:
-        writer(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
-
-
-def _create_temporary(path: Path) -> Path:
-    """An empty new file ``.NAME.PID-RANDOM.tmp`` beside ``path``; the kernel applies the
-    umask to mode 0666 as for any file a program creates."""
-    for _ in range(100):
-        tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
-        try:
-            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-            return tmp
-        except FileExistsError:
-            continue
-    raise OSError(f"{path}: could not create a temporary file beside it")
-
-
-def sweep_temporaries(path: Path) -> list[Path]:
-    """Remove the temporary files of ``path`` (``.NAME.PID-RANDOM.tmp``) whose writing process
-    no longer runs: what a killed write left behind. Returns what was removed."""
-    removed = []
-    pattern = re.compile(rf"\.{re.escape(path.name)}\.(\d+)-[0-9a-f]+\.tmp")
-    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
-        match = pattern.fullmatch(tmp.name)
-        if match and not _alive(int(match.group(1))):
-            tmp.unlink(missing_ok=True)
-            removed.append(tmp)
-    return removed
-
-
-def _alive(pid: int) -> bool:
-    """Whether process ``pid`` runs on this machine (ours counts: another thread may write)."""
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by another user
-        return True
-    return True
-
-
-def write_json(obj: object, path: str | Path) -> Path:
-    """Write ``obj`` as indented JSON atomically (metrics, summaries)."""
-    text = json.dumps(obj, indent=2, sort_keys=False) + "\n"
-    return atomic_write(path, lambda tmp: tmp.write_text(text))

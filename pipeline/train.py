@@ -20,80 +20,27 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import pandas as pd
 import torch
-from pydantic import Field
 
 from model import checkpoint as ckpt_io
 from model.collate import Collate
 from model.config import ModelConfig
-from model.criterion import LossWeights, build_criterion
 from model.data import HOIDataset, build_records, split_validation
 from model.distributed import init_from_env, shutdown
 from model.engine import LoopConfig, Run, Trainer, micro_batch_size
 from model.label_space import LabelSpace, for_format
-from model.matcher import MatcherWeights
 from model.sampler import scene_weights
-from model.transforms import AugmentConfig, make_transforms
-from model.validate import validate_stage1, validate_stage2
+from model.runtime_config import RuntimeConfig
+from model.train_config import LossConfig, StageSchedule, TrainConfig  # noqa: F401 (the train section)
+from model.transforms import make_transforms
+from pipeline.validation import validate_stage1, validate_stage2
 from pipeline import params as P
 from pipeline import tables
-from pipeline.errors import UserError
-from pipeline.numbers import points
-from pipeline.params import Device
-
-
-class StageSchedule(P.Section):
-    """Length of one stage and the step of its learning-rate drop (x0.1), in ``unit``."""
-
-    unit: Literal["iterations", "epochs"] = "iterations"
-    length: int = Field(1500, ge=1)
-    lr_drop: int = Field(1200, ge=0)  # >= length: no drop
-
-
-class LossConfig(P.Section):
-    """Loss coefficients and matching costs (QPIC's; decision 3)."""
-
-    obj_ce: float = 1.0
-    bbox: float = 2.5
-    giou: float = 1.0
-    int: float = 1.0
-    verb: float = 1.0
-    consistency: float = 0.0  # released code's MSE(p_int, max_k p_part^k); not in the paper
-    part: float = Field(0.0, ge=0)  # Sec. 5.3: BCE of matched queries' part scores vs pairs.part_labels; 0 = off
-    eos_coef: float = 0.1
-    int_loss: Literal["bce", "focal"] = "bce"
-    aux: bool = True
-    cost_class: float = 1.0
-    cost_bbox: float = 2.5
-    cost_giou: float = 1.0
-    cost_int: float = 1.0
-    cost_verb: float = 1.0
-
-
-class TrainConfig(P.Section):
-    """The ``train`` params. Defaults = the demo preset (README "Training" lists the paper one)."""
-
-    alpha: float = Field(3.0, gt=0)  # sparsity-adaptive sampling: crowded images alpha x as likely
-    batch_size: int = Field(16, ge=1)  # global batch (all processes together) per optimiser step
-    accumulate: int = Field(1, ge=1)  # micro-batches per step and process, of batch_size / (processes x accumulate)
-    lr: float = Field(2e-4, gt=0)
-    lr_backbone: float = Field(2e-4, ge=0)
-    weight_decay: float = Field(1e-4, ge=0)
-    clip_max_norm: float = Field(0.1, ge=0)  # 0 = no clipping
-    warmup: int = Field(50, ge=0)  # iterations of linear warm-up
-    stage1: StageSchedule = StageSchedule(length=1500, lr_drop=1200)
-    stage2: StageSchedule = StageSchedule(length=1000, lr_drop=800)
-    stage2_init: Literal["stage1", "pretrained", "scratch"] = "stage1"
-    val_fraction: float = Field(0.1, ge=0, lt=1)  # of the training images
-    val_every: int = Field(250, ge=0)  # iterations; 0 = once per sampler epoch
-    checkpoint_every: int = Field(250, ge=0)  # iterations; 0 = once per sampler epoch
-    amp: bool = True  # CUDA only (changes float results on GPU: a result setting, not runtime)
-    augment: AugmentConfig = AugmentConfig()
-    loss: LossConfig = LossConfig()
+from model.common.errors import UserError
+from model.common.numbers import points
 
 
 TABLES = ("images", "instances", "pairs", "parts", "scenes")
@@ -128,32 +75,18 @@ def training_images(images: pd.DataFrame) -> list[str]:
     return sorted(rows["image_id"].unique().tolist())
 
 
-def loop_config(cfg: TrainConfig, stage: int, n_train: int, seed: int, rt: P.RuntimeConfig | None = None) -> LoopConfig:
+def loop_config(cfg: TrainConfig, stage: int, n_train: int, seed: int, rt: RuntimeConfig | None = None) -> LoopConfig:
     """Resolve the stage's schedule to iterations (an epoch = the training images, rounded
     down to whole global batches)."""
     sched = cfg.stage1 if stage == 1 else cfg.stage2
     epoch_size = max(cfg.batch_size, n_train // cfg.batch_size * cfg.batch_size)
     per_epoch = epoch_size // cfg.batch_size
     k = per_epoch if sched.unit == "epochs" else 1
-    rt = rt or P.RuntimeConfig()
     return LoopConfig(
-        iterations=sched.length * k, lr_drop=sched.lr_drop * k, epoch_size=epoch_size,
-        batch_size=cfg.batch_size, accumulate=cfg.accumulate, warmup=cfg.warmup, lr=cfg.lr,
-        lr_backbone=cfg.lr_backbone, weight_decay=cfg.weight_decay, clip_max_norm=cfg.clip_max_norm,
-        amp=cfg.amp, seed=seed, num_workers=rt.num_workers, val_every=cfg.val_every or per_epoch,
-        checkpoint_every=cfg.checkpoint_every or per_epoch, log_every=rt.log_every,
-        metric="int_ap" if stage == 1 else "hoi_map", find_unused_parameters=rt.find_unused_parameters,
-        progress=rt.progress, compile=rt.compile, channels_last=rt.channels_last,
-        fused_optimizer=rt.fused_optimizer,
+        train=cfg, iterations=sched.length * k, lr_drop=sched.lr_drop * k, epoch_size=epoch_size,
+        val_every=cfg.val_every or per_epoch, checkpoint_every=cfg.checkpoint_every or per_epoch,
+        metric="int_ap" if stage == 1 else "hoi_map", seed=seed, runtime=rt or RuntimeConfig(),
     )
-
-
-def make_criterion(cfg: TrainConfig, stage: int, space: LabelSpace):
-    lc = cfg.loss
-    weights = LossWeights(obj_ce=lc.obj_ce, bbox=lc.bbox, giou=lc.giou, int=lc.int, verb=lc.verb,
-                          consistency=lc.consistency, part=lc.part, eos_coef=lc.eos_coef, int_loss=lc.int_loss, aux=lc.aux)
-    costs = MatcherWeights(lc.cost_class, lc.cost_bbox, lc.cost_giou, lc.cost_int, lc.cost_verb)
-    return build_criterion(None, stage, space.num_objects, space.num_verbs, weights, costs)
 
 
 def init_stage2(net: torch.nn.Module, cfg: TrainConfig, mcfg: ModelConfig, models: Path) -> str:
@@ -220,14 +153,14 @@ def _run(cfg, mcfg, ds, seed, rt, ctx, stage, resume, processed, models, reports
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-    net, _, _ = build(mcfg, stage, space.num_objects, space.num_verbs)
+    net, criterion, _ = build(mcfg, stage, space, cfg.loss)
     note = init_stage2(net, cfg, mcfg, models) if stage == 2 else "stage 1"
     torch.manual_seed(seed + 1 + ctx.rank)  # dropout streams differ between ranks
     loop = loop_config(cfg, stage, len(train_set), seed, rt)
     meta = {"stage": stage, "model_config": mcfg.model_dump(mode="json"), "train_config": declared_config(cfg, stage),
             "model_spec": net.spec() if hasattr(net, "spec") else None, "labels": space.to_dict(),
             "dataset": ds.model_dump(mode="json"), "seed": seed, "val_image_ids": counts["val_image_ids"]}
-    run_ = Run(net=net, criterion=make_criterion(cfg, stage, space), train_set=train_set, weights=weights,
+    run_ = Run(net=net, criterion=criterion, train_set=train_set, weights=weights,
                collate=Collate(mcfg.stride, mcfg.mask_rule, with_part_masks=stage == 1),
                best_path=models / f"stage{stage}.pt", last_path=models / f"stage{stage}-last.pt", meta=meta,
                val_set=val_set, validate=validate_stage1 if stage == 1 else validate_stage2,
@@ -235,8 +168,8 @@ def _run(cfg, mcfg, ds, seed, rt, ctx, stage, resume, processed, models, reports
     if ctx.is_main:
         print(f"train stage {stage}: {counts['train_images']} training images ({counts['upweighted_share']:.0%} "
               f"drawn {counts['upweight']:g} x as often), {counts['val_images']} validation images, {counts['dropped_pairs']} degenerate pairs "
-              f"skipped; {loop.iterations} iterations of {loop.batch_size} on {ctx.world_size} x {ctx.device} "
-              f"({loop.accumulate} micro-batch(es) of {micro} per process); {note}")
+              f"skipped; {loop.iterations} iterations of {cfg.batch_size} on {ctx.world_size} x {ctx.device} "
+              f"({cfg.accumulate} micro-batch(es) of {micro} per process); {note}")
     summary = Trainer(run_, loop, ctx).fit(resume=resume)
     summary.update(counts={k: v for k, v in counts.items() if k != "val_image_ids"}, stage=stage)
     if ctx.is_main:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from pipeline import labels
+from model.common import labels
 
 H = (10.0, 10.0, 60.0, 110.0)  # a person box
 O = (70.0, 50.0, 120.0, 100.0)  # an object box

@@ -1,5 +1,5 @@
 """The per-image matching and losses as they were before the batched rewrite (issue #18), kept
-compact as the reference the optimised criterion is tested against (tests/test_batched_step.py)
+compact as the reference the optimised criterion is tested against (tests/model/test_batched_step.py)
 and timed against (tests/benchmarks/bench_train.py). Not used by training.
 
 Per layer and image: a [B*Q, sum T] cost on the device, one device-to-host copy per layer,

@@ -6,7 +6,7 @@
 Run it where the pipeline has run (the plot files exist); with REVs it renders
 ``dvc plots diff REV ...`` (e.g. ``HEAD exp-name``). Look at OUT.png: each plot has its title,
 named axes (iteration / loss, recall / precision) and one line per file (and revision).
-Used by tests/test_dvc_experiments.py when chromium is installed (apt-get install chromium).
+Used by tests/pipeline/test_dvc_experiments.py when chromium is installed (apt-get install chromium).
 DVC's HTML loads vega from a CDN; offline, with the vl-convert-python package importable, the
 page gets vl-convert's bundled copy of vega, vega-lite and vega-embed inline instead.
 """

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from pipeline.errors import UserError
-from pipeline.json_input import read_json
-from pipeline.labels import LABELS_DIR
+from model.common.errors import UserError
+from pipeline.inputs.json_reader import read_json
+from model.common.labels import LABELS_DIR
 
 CATALOG_PATH = LABELS_DIR / "checksums.json"
 PROJECT_ROOT = LABELS_DIR.parents[1]

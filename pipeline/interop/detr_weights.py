@@ -34,7 +34,7 @@ from model.detr_import import ImportReport, convert, read_checkpoint
 from model.label_space import LabelSpace, for_format
 from pipeline import params as P
 from pipeline import tables
-from pipeline.errors import UserError
+from model.common.errors import UserError
 from pipeline.interop import catalog, digests
 from pipeline.interop.catalog import Entry
 from pipeline.interop.digests import ContentCheck
@@ -130,7 +130,7 @@ def convert_stages(state: dict[str, Tensor], mcfg: ModelConfig, space: LabelSpac
     total = sum(v.numel() for v in state.values())
     for stage in STAGES:
         torch.manual_seed(seed)
-        net, _, _ = build(cfg, stage, space.num_objects, space.num_verbs)
+        net, _, _ = build(cfg, stage, space)
         mapped, report = convert(state, net)
         merged = mapped | merged
         used = sum(v.numel() for k, v in state.items() if k not in report.skipped)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from pipeline.errors import UserError
+from model.common.errors import UserError
 
 CHUNK = 1 << 16  # bytes per read
 USER_AGENT = "bpm-hoi-data-fetch/0.1 (+urllib)"

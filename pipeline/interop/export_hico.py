@@ -21,8 +21,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline import labels, tables
-from pipeline.errors import UserError
+from model.common import labels
+from pipeline import tables
+from model.common.errors import UserError
 from pipeline.interop import mat_cells
 from pipeline.interop import predictions as preds
 from pipeline.interop.image_keys import codes
@@ -93,7 +94,7 @@ def export(frame: pd.DataFrame, image_ids: list[str], out_dir: Path, cap: int = 
     if shift not in SHIFTS:
         raise UserError(f"shift must be one of {sorted(SHIFTS)}, not '{shift}'")
     rows, counts = detection_rows(frame, image_ids, cap, round_boxes, shift)
-    from pipeline.progress import bar
+    from model.common.progress import bar
 
     done = 0
     for k, (_, hois) in enumerate(bar(object_blocks(), desc="export: detections_XX.mat", unit="file", leave=False,

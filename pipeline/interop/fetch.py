@@ -10,7 +10,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.errors import UserError
+from model.common.errors import UserError
 from pipeline.interop import catalog, digests
 from pipeline.interop.catalog import Entry
 from pipeline.interop.download import download

@@ -25,8 +25,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline import labels, tables
-from pipeline.errors import UserError
+from model.common import labels
+from pipeline import tables
+from model.common.errors import UserError
 from pipeline.interop.hico_mat import HicoBoxes, load_mat, read_actions, read_image_labels, read_split
 
 OUTPUTS = {"train": "trainval_hico.json", "test": "test_hico.json"}

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.errors import UserError
+from model.common.errors import UserError
 
 SPLITS = {"train": "bbox_train", "test": "bbox_test"}
 BOX_FIELDS = ("x1", "y1", "x2", "y2")

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline import tables
-from pipeline.errors import UserError
+from model.common.errors import UserError
 
 # test-split file stems when no image list is given: HICO-DET test, V-COCO test (COCO val2014)
 DEFAULT_PATTERNS = {"hico-det": "HICO_test2015_{:08d}", "v-coco": "COCO_val2014_{:012d}"}

@@ -24,13 +24,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline import labels, safe_pickle
-from pipeline.errors import UserError
+from model.common import labels
+from pipeline.inputs import safe_pickle
+from model.common.errors import UserError
 from pipeline.interop import export_hico, vcoco_pickle
 from pipeline.interop import predictions as preds
 from pipeline.interop.image_keys import KeyMap, pattern_map
 from pipeline.interop.pyrepr import loads_repr
-from pipeline.json_input import read_json
+from pipeline.inputs.json_reader import read_json
 from pipeline.readers.verbs import HicoLabeler
 
 FORMATS = ("qpic", "bpm-binary", "vcoco-pickle", "hico-mat")

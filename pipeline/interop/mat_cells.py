@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline import tables
-from pipeline.errors import UserError
+from model.common.errors import UserError
 
 MI_INT8, MI_INT32, MI_UINT32, MI_DOUBLE, MI_MATRIX, MI_COMPRESSED = 1, 5, 6, 9, 14, 15
 MX_CELL, MX_DOUBLE = 1, 6

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 
-from pipeline.errors import UserError
+from model.common.errors import UserError
 
 _SCALAR = re.compile(r"\b(?:np|numpy)\.(?:float|int|uint|bool_)\w*\(([^()]*)\)")
 _ARRAY = re.compile(r"\barray\((\[[^()]*?\])(?:,\s*dtype=[\w.]+)?\)")

@@ -21,8 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import labels, safe_pickle
-from pipeline.errors import UserError
+from model.common import labels
+from pipeline.inputs import safe_pickle
+from model.common.errors import UserError
 from pipeline.interop.hico_convert import write_json_compact, write_npy
 from pipeline.interop.vcoco_official import Action, load_split, read_ids, read_json, verb_role_names
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import json_input
-from pipeline.errors import UserError
+from pipeline.inputs import json_reader as json_input
+from model.common.errors import UserError
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline import labels, safe_pickle, tables
-from pipeline.errors import UserError
+from model.common import labels
+from pipeline import tables
+from pipeline.inputs import safe_pickle
+from model.common.errors import UserError
 from pipeline.interop import predictions as preds
 from pipeline.interop.image_keys import KeyMap, number
 
@@ -88,7 +90,7 @@ def to_detections(frame: pd.DataFrame) -> list[dict]:
     agents = [(f"{a}_agent", v.tolist()) for a, v in agent.items()]
     role_keys = [(f"{a}_{r}", classes.index((a, r))) for a, rs in vc.action_roles.items() for r in rs[1:]]
     out = []
-    from pipeline.progress import bar
+    from model.common.progress import bar
 
     for p in bar(range(len(heads)), desc="export: V-COCO detections", unit="pair", leave=False):
         det = {"image_id": image_keys[p], "person_box": person[p]}

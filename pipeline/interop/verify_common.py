@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.errors import UserError
+from model.common.errors import UserError
 from pipeline.interop import catalog, digests
 from pipeline.interop.verify_report import Report
 from pipeline.readers.images import read_sizes
 from pipeline.readers.layout import IMAGE_SUFFIXES, SplitLayout
-from pipeline.readers.records import RawSplit, read_split
+from pipeline.readers.annotation_json import RawSplit, read_split
 
 SHOW = 3  # file names quoted per problem
 

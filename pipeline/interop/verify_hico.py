@@ -13,13 +13,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline import labels
-from pipeline.errors import UserError
+from model.common import labels
+from model.common.errors import UserError
 from pipeline.interop import verify_common as vc
 from pipeline.interop.hico_mat import load_mat, read_split
 from pipeline.interop.verify_report import Report
 from pipeline.readers.layout import layouts
-from pipeline.readers.records import RawSplit
+from pipeline.readers.annotation_json import RawSplit
 
 IMAGES = {"train": 38_118, "test": 9_658}
 RECORDS = {"train": (37_633, "warning"), "test": (9_546, "error")}

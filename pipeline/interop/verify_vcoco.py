@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline import labels
-from pipeline.errors import UserError
+from model.common import labels
+from model.common.errors import UserError
 from pipeline.interop import verify_common as vc
 from pipeline.interop.vcoco_official import load_actions, read_ids, read_json
 from pipeline.interop.verify_report import Report

@@ -17,8 +17,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from pipeline import labels
-from pipeline.errors import UserError
+from model.common import labels
+from model.common.errors import UserError
 from pipeline.metrics import ap as apm
 from pipeline.metrics.inputs import HUMAN_COLS, OBJECT_COLS, ImageIndex, PairGroundTruth, boxes_of, int_or_missing
 from pipeline.metrics.matching import TieRule, best_match, first_come_true_positives, rank_order, tie_keys

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from pipeline.errors import UserError
+from model.common.errors import UserError
 
 HUMAN_COLS = ("hx1", "hy1", "hx2", "hy2")
 OBJECT_COLS = ("ox1", "oy1", "ox2", "oy2")

@@ -18,27 +18,11 @@ from typing import Literal
 
 import numpy as np
 
+from model.box_geometry import iou_np
+
 # Upper bound on detection x ground-truth candidate rows held at once by the ragged join
 # (each row costs ~100 bytes per box pair); larger inputs are processed in chunks.
 JOIN_CHUNK_ROWS = 4_000_000
-
-
-def paired_iou(a: np.ndarray, b: np.ndarray, plus_one: bool) -> np.ndarray:
-    """Elementwise IoU of boxes ``a[i]`` and ``b[i]`` ([N, 4] x1, y1, x2, y2 each).
-
-    ``plus_one``: the inclusive-pixel convention of ho-rcnn and vsrl_eval (width = x2 - x1 + 1);
-    otherwise continuous boxes (TIN/BPM, torchvision). No overlap, a degenerate pair of boxes
-    or NaN coordinates give 0 (never a match). Computed in the inputs' dtype (V-COCO's evaluator works in float32).
-    """
-    one = a.dtype.type(1.0 if plus_one else 0.0)
-    iw = np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]) + one
-    ih = np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]) + one
-    inter = np.maximum(iw, 0) * np.maximum(ih, 0)
-    area_a = (a[:, 2] - a[:, 0] + one) * (a[:, 3] - a[:, 1] + one)
-    area_b = (b[:, 2] - b[:, 0] + one) * (b[:, 3] - b[:, 1] + one)
-    union = area_a + area_b - inter
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(union > 0, inter / union, 0.0)
 
 
 @dataclass(frozen=True)
@@ -103,7 +87,7 @@ def _join_chunk(sl, lo, counts, gt_order, det_boxes, gt_boxes, plus_one, best_gt
     gt = gt_order[np.repeat(lo[sl], cnt) + offset]  # within a key: input order
     ov = None
     for d, g in zip(det_boxes, gt_boxes):
-        iou = paired_iou(d[det], g[gt], plus_one)
+        iou = iou_np(d[det], g[gt], plus_one, clip_areas=False)  # the official evaluators' areas
         ov = iou if ov is None else np.minimum(ov, iou)
     ov = np.nan_to_num(ov.astype(np.float64), nan=0.0)
     has = cnt > 0

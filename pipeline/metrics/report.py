@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline.metrics.hico import HicoModeResult
-from pipeline.metrics.interactiveness import ApResult
+from pipeline.metrics.interactiveness_ap import ApResult
 from pipeline.metrics.vcoco import VcocoResult
 from pipeline.tables import atomic_write, write_json
 

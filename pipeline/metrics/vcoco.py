@@ -23,8 +23,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from model.box_geometry import iou_np
 from pipeline.metrics.ap import all_point_ap
-from pipeline.metrics.matching import TieRule, best_match, first_come_true_positives, paired_iou, rank_order, tie_keys
+from pipeline.metrics.matching import TieRule, best_match, first_come_true_positives, rank_order, tie_keys
 from pipeline.metrics.vcoco_data import VcocoDetections, VcocoGroundTruth, role_slot
 
 IOU_THRESHOLD = 0.5
@@ -112,7 +113,7 @@ def _role_ok(ctx: _Context, e: np.ndarray, action: int, role: int, scenario: str
         missing_ok = empty
     else:
         missing_ok = np.ones(len(e), dtype=bool)
-    overlap = paired_iou(gt_box, pred, plus_one=True)  # NaN boxes overlap nothing
+    overlap = iou_np(gt_box, pred, plus_one=True, clip_areas=False)  # NaN boxes overlap nothing
     return np.where(no_gt_role, missing_ok, overlap >= IOU_THRESHOLD)
 
 

@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline import labels
-from pipeline.errors import UserError
-from pipeline.json_input import read_json
+from model.common import labels
+from model.common.errors import UserError
+from pipeline.inputs.json_reader import read_json
 from pipeline.metrics.inputs import HUMAN_COLS, OBJECT_COLS, boxes_of
 
 N_ROLE_SLOTS = 2  # at most two roles per action (hit, eat, cut)

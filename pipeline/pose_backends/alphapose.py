@@ -24,7 +24,7 @@ import pandas as pd
 
 from pipeline.params import Section
 from pipeline.pose_backends.jsonfile import entries_to_arrays, read_entries
-from pipeline.pose_backends.records import ImageIndex, to_persons
+from pipeline.pose_backends.persons import ImageIndex, to_persons
 
 
 class AlphaPoseConfig(Section):

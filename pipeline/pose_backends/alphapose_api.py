@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from pipeline.errors import UserError
+from model.common.errors import UserError
 from pipeline.tables import atomic_write
 
 if TYPE_CHECKING:

@@ -17,7 +17,7 @@ import pandas as pd
 
 from pipeline.params import Section
 from pipeline.pose_backends.jsonfile import entries_to_arrays, read_entries
-from pipeline.pose_backends.records import ImageIndex, PersonArrays, to_persons
+from pipeline.pose_backends.persons import ImageIndex, PersonArrays, to_persons
 
 
 class ResultFile(Section):

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.errors import UserError, quote_name
-from pipeline.json_input import read_json
-from pipeline.pose_backends.records import PersonArrays, keypoints_to_coco17
+from model.common.errors import UserError, quote_name
+from pipeline.inputs.json_reader import read_json
+from pipeline.pose_backends.persons import PersonArrays, keypoints_to_coco17
 
 
 def read_entries(path: Path) -> list:

@@ -13,7 +13,7 @@ The three structures (reference notes §3.3; the files are on the authors' Googl
 - ``vcoco`` (``share_label_10w.pkl``): ``{file name: [item, ...]}`` with ``item[5]`` the ten
   part-box dicts; box = union of the parts, score 1.
 
-The pickles are untrusted: they are read with :mod:`pipeline.safe_pickle`.
+The pickles are untrusted: they are read with :mod:`pipeline.inputs.safe_pickle`.
 """
 
 from __future__ import annotations
@@ -26,10 +26,10 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from pipeline import safe_pickle
-from pipeline.errors import UserError, quote_name
+from pipeline.inputs import safe_pickle
+from model.common.errors import UserError, quote_name
 from pipeline.params import Section
-from pipeline.pose_backends.records import ImageIndex, PersonArrays, keypoints_to_coco17, to_persons
+from pipeline.pose_backends.persons import ImageIndex, PersonArrays, keypoints_to_coco17, to_persons
 from pipeline.tables import NUM_PARTS
 
 Format = Literal["auto", "hico-train", "hico-test", "vcoco"]

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from pipeline.errors import UserError, quote_name
-from pipeline.json_input import read_json
-from pipeline.labels import LABELS_DIR
+from model.common.errors import UserError, quote_name
+from pipeline.inputs.json_reader import read_json
+from model.common.labels import LABELS_DIR
 
 TABLE = LABELS_DIR / "pose_weights.json"
 OPT_IN = "set pose.ultralytics.trust_weights: true (or predict --trust-weights) only if you trust its origin"

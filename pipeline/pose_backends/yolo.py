@@ -27,9 +27,9 @@ import pandas as pd
 from pydantic import Field
 from tqdm import tqdm
 
-from pipeline.errors import UserError
+from model.common.errors import UserError
 from pipeline.params import Device, Section
-from pipeline.pose_backends.records import PersonArrays, to_persons
+from pipeline.pose_backends.persons import PersonArrays, to_persons
 from pipeline.pose_backends.shards import ShardStore
 
 if TYPE_CHECKING:  # ultralytics is imported lazily: only this backend needs it

@@ -15,8 +15,8 @@ from collections.abc import Callable, Collection, Mapping
 import numpy as np
 import pandas as pd
 
-from pipeline.errors import UserError, quote_name
-from pipeline.labels import PERSON_COCO_ID
+from model.common.errors import UserError, quote_name
+from model.common.labels import PERSON_COCO_ID
 from pipeline.readers.verbs import PAIR_ID_REASONS, PairLabeler
 
 BOX_REASONS = ("image", "unknown_category", "degenerate", "too_small", "outside")

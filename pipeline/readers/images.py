@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.errors import UserError, quote_name
+from model.common.errors import UserError, quote_name
 from pipeline.readers.image_check import read_sizes  # noqa: F401 - re-exported
 from pipeline.readers.layout import IMAGE_SUFFIXES, SplitLayout
 

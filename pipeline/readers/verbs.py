@@ -14,7 +14,7 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
-from pipeline import labels
+from model.common import labels
 
 PAIR_ID_REASONS = ("unknown_verb", "unknown_hoi", "hoi_mismatch")
 MAX_COCO_ID = 90

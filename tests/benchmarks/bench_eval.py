@@ -12,7 +12,7 @@ Optional extra timings (ours only): ``--interactiveness`` (9,546 x 64 stage-1 pa
 ``--vcoco`` (4,946 images x 100 detections, agent + both role scenarios) and ``--postprocess``
 (raw outputs of 9,546 images x 64 queries x 117 verbs -> NIS, pair NMS, top-100).
 
-The naive implementation (``naive_hico``) is also the test oracle of tests/test_metrics_hico.py.
+The naive implementation (``naive_hico``) is also the test oracle of tests/metrics/test_hico.py.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from pipeline import labels  # noqa: E402
+from model.common import labels  # noqa: E402
 from pipeline.metrics.hico import HoiDetections, evaluate_hico, hoi_object_column, known_object_table  # noqa: E402
 from pipeline.metrics.inputs import PairGroundTruth  # noqa: E402
 
@@ -156,7 +156,7 @@ def _jitter(rng: np.random.Generator, boxes: np.ndarray) -> np.ndarray:
 
 
 def bench_interactiveness(n_images: int, gt: PairGroundTruth) -> None:
-    from pipeline.metrics.interactiveness import PairScores, evaluate_interactiveness
+    from pipeline.metrics.interactiveness_ap import PairScores, evaluate_interactiveness
 
     rng = np.random.default_rng(1)
     n = n_images * 64

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_eval import synthetic  # noqa: E402
-from pipeline import labels  # noqa: E402
+from model.common import labels  # noqa: E402
 from pipeline.interop import export_hico  # noqa: E402
 
 

@@ -55,6 +55,8 @@ from model.data import HOIDataset, build_records  # noqa: E402
 from model.distributed import DistContext  # noqa: E402
 from model.engine import LoopConfig, Run, Trainer  # noqa: E402
 from model.label_space import for_format  # noqa: E402
+from model.runtime_config import RuntimeConfig  # noqa: E402
+from model.train_config import TrainConfig  # noqa: E402
 from model.transforms import AugmentConfig, make_transforms  # noqa: E402
 from reference_criterion import ReferenceCriterion, reference_step  # noqa: E402
 from train_fixtures import TinyPairNet, make_dataset  # noqa: E402
@@ -145,12 +147,13 @@ def per_image_costs(a: argparse.Namespace, ds: HOIDataset, recs: list, collate: 
 
 def make_trainer(a, cfg, path: str, ds, collate, tmp: Path, dev: torch.device) -> Trainer:
     torch.manual_seed(0)
-    net = build(cfg, a.stage, 80, 117)[0]
+    net = build(cfg, a.stage, for_format("hico-det"))[0]
     flags = set(path.split("+")[1:])
-    loop = LoopConfig(iterations=10**9, lr_drop=10**9, epoch_size=a.batch, batch_size=a.batch, amp=a.amp,
-                      channels_last="cl" in flags, fused_optimizer="fused" in flags, compile="compile" in flags,
-                      log_every=LOG_EVERY)
-    run = Run(net, build_criterion(cfg, a.stage, 80, 117), ds, np.ones(len(ds)), collate,
+    runtime = RuntimeConfig(channels_last="cl" in flags, fused_optimizer="fused" in flags, compile="compile" in flags,
+                            log_every=LOG_EVERY)
+    loop = LoopConfig(TrainConfig(batch_size=a.batch, amp=a.amp, lr=1e-4, lr_backbone=1e-5), iterations=10**9,
+                      lr_drop=10**9, epoch_size=a.batch, val_every=250, checkpoint_every=250, runtime=runtime)
+    run = Run(net, build_criterion(a.stage, 80, 117), ds, np.ones(len(ds)), collate,
               tmp / "best.pt", tmp / "last.pt", meta={"stage": a.stage})
     return Trainer(run, loop, DistContext(0, 1, 0, dev))
 
@@ -258,7 +261,7 @@ def time_path(a, cfg, path, ds, collate, batches, tmp, dev) -> dict:
 
 def explain(cfg, stage: int, batch, dev: torch.device) -> dict:
     torch.manual_seed(0)
-    net = build(cfg, stage, 80, 117)[0].to(dev)
+    net = build(cfg, stage, for_format("hico-det"))[0].to(dev)
     b = batch.to(dev)
     e = torch._dynamo.explain(net)(b.images, b.pixel_mask, b.part_masks)
     return {"graphs": e.graph_count, "graph_breaks": e.graph_break_count,
@@ -268,9 +271,10 @@ def explain(cfg, stage: int, batch, dev: torch.device) -> dict:
 def loader_rate(a, ds, collate, tmp, dev) -> dict:
     cfg = preset(a.preset)
     loader_batches = a.loader_batches or 4 * max(a.workers, 1)
-    loop = LoopConfig(iterations=10**9, lr_drop=10**9, epoch_size=a.batch * loader_batches, batch_size=a.batch,
-                      num_workers=a.workers)
-    run = Run(TinyPairNet(stage=a.stage), build_criterion(cfg, a.stage, 80, 117), ds, np.ones(len(ds)), collate,
+    loop = LoopConfig(TrainConfig(batch_size=a.batch, lr=1e-4, lr_backbone=1e-5), iterations=10**9, lr_drop=10**9,
+                      epoch_size=a.batch * loader_batches, val_every=250, checkpoint_every=250,
+                      runtime=RuntimeConfig(num_workers=a.workers))
+    run = Run(TinyPairNet(stage=a.stage), build_criterion(a.stage, 80, 117), ds, np.ones(len(ds)), collate,
               tmp / "best.pt", tmp / "last.pt", meta={"stage": a.stage})
     trainer = Trainer(run, loop, DistContext(0, 1, 0, dev))
     loader = trainer._loader()

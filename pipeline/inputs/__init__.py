@@ -1,0 +1,1 @@
+"""Readers of untrusted input files with one error contract: images, JSON, restricted pickles."""
