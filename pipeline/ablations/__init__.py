@@ -130,6 +130,19 @@ def _pct(x: float) -> str:
     return "n/a" if x is None or np.isnan(x) else f"{100 * x:.1f}"
 
 
+def recorded_settings(runs: list[Path]) -> dict[str, str]:
+    """threads, device and stage-1 schedule as the runs' params.yaml recorded them (for tables
+    made with --collect-only): every distinct value, comma-separated."""
+    found: dict[str, set[str]] = {"threads": set(), "device": set(), "overrides": set()}
+    for r in runs:
+        p = yaml.safe_load((r / "params.yaml").read_text())
+        found["threads"].add(str(p.get("runtime", {}).get("threads")))
+        found["device"].add(str(p.get("runtime", {}).get("device")))
+        s1 = p.get("train", {}).get("stage1", {})
+        found["overrides"].add(f"train.stage1 length {s1.get('length')}, lr_drop {s1.get('lr_drop')} (recorded)")
+    return {k: ", ".join(sorted(v)) for k, v in found.items() if v}
+
+
 def markdown(summary: pd.DataFrame, meta: dict, baseline: str = "full") -> str:
     """The README-ready tables: one per split, AP in percent."""
     lines = ["# Table 5 on the built-in data (stage-1 interactiveness AP, test split)", "",
@@ -332,6 +345,8 @@ def run(params_path: Path, arms: list[str], seeds: list[int], jobs: int, threads
         raise UserError(f"ablate: every run failed (logs under {out_dir / 'runs'})")
     summary = summarise(rows)
     meta = {"command": command, "seeds": seeds, "threads": threads, "device": device, "overrides": sets}
+    if collect_only:  # the runs' own settings, not this command's
+        meta.update(recorded_settings([r for r in runs if (r / "params.yaml").exists()]))
     text = markdown(summary, meta)
     if failed:
         text += f"\nFailed runs (not in the table): {', '.join(failed)}\n"
