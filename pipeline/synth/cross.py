@@ -26,7 +26,7 @@ from pipeline.synth.body import ARM, Body, pose_body
 from pipeline.synth.catalog import KITE, PLACE, SPORTS_BALL, object_size
 from pipeline.synth.config import SynthConfig
 from pipeline.synth.scene import (
-    ATTEMPTS, Rng, Scene, Thing, Unit, _add_distractors, _offset, _place_grid, _tint, intersects,
+    ATTEMPTS, Rng, Scene, Thing, Unit, _add_distractors, _offset, _place_grid, _tint, is_clear,
 )
 
 GO, STOP = (20, 185, 205), (205, 35, 160)  # flag colours (cyan, magenta): kick | no_interaction
@@ -106,9 +106,7 @@ def _decoy_flags(rng: Rng, scene: Scene) -> None:
             if shift is None:
                 break
             placed = size + np.tile(shift, 2)
-            if any(intersects(placed, p.box, gap) for p, gap in zip(scene.persons, clear, strict=True)):
-                continue
-            if any(intersects(placed, t.box, 2.0) for t in scene.objects):
+            if not is_clear(placed, scene, clear):
                 continue
             scene.objects.append(Thing(KITE, placed, int(rng.choice((-1, 1))), _tint(rng), True, color))
             break

@@ -266,6 +266,13 @@ def _skin(rng: Rng) -> tuple[int, int, int]:
     return int(rng.integers(200, 246)), int(rng.integers(150, 200)), int(rng.integers(120, 170))
 
 
+def is_clear(box: np.ndarray, scene: Scene, person_gaps: list[float]) -> bool:
+    """``box`` keeps ``person_gaps[i]`` pixels from person i and 2 px from every object."""
+    if any(intersects(box, p.box, gap) for p, gap in zip(scene.persons, person_gaps, strict=True)):
+        return False
+    return not any(intersects(box, t.box, 2.0) for t in scene.objects)
+
+
 def _add_distractors(rng: Rng, cfg: SynthConfig, scene: Scene) -> None:
     """Objects nobody uses, kept clear of every person's box by 45 % of that person's height
     (at least 4 % of the image), farther than any interacting object sits, so that an object
@@ -285,9 +292,7 @@ def _add_distractors(rng: Rng, cfg: SynthConfig, scene: Scene) -> None:
             if shift is None:
                 break
             placed = box + np.tile(shift, 2)
-            if any(intersects(placed, p.box, gap) for p, gap in zip(scene.persons, clear, strict=True)):
-                continue
-            if any(intersects(placed, t.box, 2.0) for t in scene.objects):
+            if not is_clear(placed, scene, clear):
                 continue
             scene.objects.append(Thing(coco, placed, int(rng.choice((-1, 1))), _tint(rng), True))
             break

@@ -6,7 +6,6 @@ experiments carry their own metrics, which `dvc exp show --json` reports for bot
 from __future__ import annotations
 
 import json
-import os
 import re
 import sys
 from pathlib import Path
@@ -14,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from test_pipeline_e2e import TINY, _copy_repo, _merge, _run
+from test_pipeline_e2e import _run, tiny_git_repo
 
 
 def _collect_metrics(node, found: dict) -> None:
@@ -38,17 +37,8 @@ def _up_to_date(dvc: list[str], repo: Path, env: dict) -> bool:
 
 @pytest.mark.slow
 def test_experiments_compare_and_reruns_repeat(tmp_path: Path) -> None:
-    repo = tmp_path / "repo"
-    _copy_repo(repo)
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    (repo / "params.yaml").write_text(yaml.safe_dump(_merge(params, TINY), sort_keys=False))
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "DVC_NO_ANALYTICS": "1", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    repo, env = tiny_git_repo(tmp_path)
     dvc = [sys.executable, "-m", "dvc"]
-    _run(["git", "init", "-q"], repo, env)
-    _run(["git", "add", "-A"], repo, env)
-    _run(["git", "commit", "-qm", "tiny"], repo, env)
     out = _run([*dvc, "repro"], repo, env)
     assert "WARNING" not in out, out  # e.g. an empty output folder
     lock = (repo / "dvc.lock").read_text()

@@ -48,8 +48,9 @@ def _run(cmd: list[str], cwd: Path, env: dict) -> str:
     return res.stdout
 
 
-@pytest.mark.slow
-def test_dvc_repro_on_a_tiny_dataset(tmp_path: Path) -> None:
+def tiny_git_repo(tmp_path: Path) -> tuple[Path, dict]:
+    """A copy of the project with the TINY params, committed in a fresh git repository (DVC
+    needs one); returns (repo, the environment to run git and dvc in)."""
     repo = tmp_path / "repo"
     _copy_repo(repo)
     params = yaml.safe_load((repo / "params.yaml").read_text())
@@ -60,6 +61,12 @@ def test_dvc_repro_on_a_tiny_dataset(tmp_path: Path) -> None:
     _run(["git", "init", "-q"], repo, env)
     _run(["git", "add", "-A"], repo, env)
     _run(["git", "commit", "-qm", "tiny"], repo, env)
+    return repo, env
+
+
+@pytest.mark.slow
+def test_dvc_repro_on_a_tiny_dataset(tmp_path: Path) -> None:
+    repo, env = tiny_git_repo(tmp_path)
     dvc = [sys.executable, "-m", "dvc"]
     _run([*dvc, "repro"], repo, env)
 
