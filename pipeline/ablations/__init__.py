@@ -348,8 +348,10 @@ def run(params_path: Path, arms: list[str], seeds: list[int], jobs: int, threads
     if collect_only:  # the runs' own settings, not this command's
         meta.update(recorded_settings([r for r in runs if (r / "params.yaml").exists()]))
     text = markdown(summary, meta)
-    if failed:
-        text += f"\nFailed runs (not in the table): {', '.join(failed)}\n"
+    if failed:  # --collect-only cannot tell a run never started from one that failed
+        label = ("Runs without a result (not run, unfinished or failed; not in the table)" if collect_only
+                 else "Failed runs (not in the table)")
+        text += f"\n{label}: {', '.join(failed)}\n"
     reports.mkdir(parents=True, exist_ok=True)
     tables.atomic_write(reports / "ablations.csv", lambda tmp: rows.to_csv(tmp, index=False))
     tables.atomic_write(reports / "ablations.md", lambda tmp: Path(tmp).write_text(text))

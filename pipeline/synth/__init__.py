@@ -110,6 +110,8 @@ def allocate(n: int, shares: dict[str, float]) -> dict[str, int]:
 def scene_plan(cfg: SynthConfig, seed: int, dataset: str, split: str, n: int) -> list[str]:
     """The scene kind of every image of a split, in a seeded random order (V-COCO: without the
     HICO-DET-only kinds)."""
+    if n == 0:  # e.g. no V-COCO images with a mix of HICO-DET-only kinds: no shares to normalise
+        return []
     shares = cfg.mix.shares(exclude=HICO_ONLY_KINDS if dataset == "vcoco" else ())
     kinds = [k for k, c in allocate(n, shares).items() for _ in range(c)]
     return [kinds[i] for i in image_rng(seed, dataset, split, _SPLIT_WIDE, _PLAN).permutation(n)]

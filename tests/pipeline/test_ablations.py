@@ -101,7 +101,7 @@ def test_ablate_command_on_a_tiny_schedule(tmp_path: Path) -> None:
     rows = pd.read_csv(tmp_path / "collected" / "ablations.csv")
     assert sorted(zip(rows["arm"], rows["seed"])) == [("full", 0), ("full", 1), ("no_parts", 0)]
     collected_md = (tmp_path / "collected" / "ablations.md").read_text()
-    assert "Failed runs (not in the table): no_parts-s1" in collected_md
+    assert "Runs without a result (not run, unfinished or failed; not in the table): no_parts-s1" in collected_md
     assert "train.stage1 length 3, lr_drop 1 (recorded)" in collected_md  # the runs' schedule, not "none"
     assert not (tmp_path / "runs" / "runs" / "no_parts-s1" / "result.json").exists()
     # --eval-images: the finished networks scored again on given tables and images (here the same

@@ -517,3 +517,15 @@ def test_run_reads_params_and_prints_what_it_wrote(tmp_path: Path, capsys: pytes
     sizes = {Image.open(tmp_path / "out" / HICO / im.file).size for im in summary.images
              if im.dataset == "hico"}
     assert all(96 <= w <= 128 and h == 96 for w, h in sizes)
+
+
+def test_a_cross_person_only_set_without_vcoco_images(tmp_path: Path) -> None:
+    """The larger cross-person test set (tests/benchmarks/cross_person_testset.sh): a mix of the
+    HICO-DET-only kind alone is valid when there are no V-COCO images, and every image is one."""
+    mix = {k: 0.0 for k in SCENE_KINDS} | {"cross_person": 1.0}
+    cfg = tiny_config(vcoco_train=0, vcoco_test=0, mix=mix, hico_unannotated_test_rate=0.0)
+    summary = generate(cfg, 0, tmp_path)
+    assert [(i.dataset, i.split, i.kind) for i in summary.images] == (
+        [("hico", "train", "cross_person")] * 12 + [("hico", "test", "cross_person")] * 6)
+    assert len(_load(tmp_path / HICO / "annotations" / "test_hico.json")) == 6
+    assert _load(tmp_path / VCOCO / "annotations" / "test_vcoco.json") == []
