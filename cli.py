@@ -690,7 +690,7 @@ def ablate(
         "--collect-only", help="Train nothing: tabulate the finished runs under --out.")] = False,
     eval_images: Annotated[Path | None, typer.Option(
         "--eval-images", help="With --collect-only: score the finished runs on the tables of --data and the "
-        "images of this dataset root (e.g. the cross-person control).")] = None,
+        "images of this dataset root (e.g. the cross-person control); scores are kept in RUN/elsewhere.json.")] = None,
 ) -> None:
     """Table 5 on the data: train STAGE 1 for every arm and seed, evaluate the interactiveness
     AP on the test split (overall, cross-person, crowded; real vs rolled saliency maps) and

@@ -32,6 +32,7 @@ import pandas as pd
 import yaml
 from scipy import stats
 
+from model.common.atomic_io import atomic_write
 from model.common.errors import UserError
 
 ARMS: dict[str, dict[str, object]] = {
@@ -287,11 +288,34 @@ def launch(runs: list[Path], processed: Path, jobs: int, threads: int) -> dict[P
     return codes
 
 
+def _eval_key(ckpt: Path, data: Path, image_root: Path) -> dict[str, object]:
+    """What a cached score on other data depends on: the network file and the data's folders."""
+    st = ckpt.stat()
+    return {"checkpoint": str(ckpt.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns,
+            "data": str(data.resolve()), "images": str(image_root.resolve())}
+
+
 def evaluate_elsewhere(runs: list[Path], data: Path, image_root: Path) -> dict[Path, dict]:
     """The finished runs' stage-1 networks scored on other test data (e.g. the cross-person
-    control, where R's hand is empty): {run: result}, as ``result.json`` holds for the run's own."""
-    return {r: evaluate_stage1(r / "models" / "stage1.pt", data, r / "params.yaml", image_root)
-            for r in runs if (r / "result.json").exists() and (r / "models" / "stage1.pt").exists()}
+    control, where R's hand is empty): {run: result}, as ``result.json`` holds for the run's own.
+    Each score is kept in RUN/elsewhere.json by data folder and reused while the network file and
+    the folders are the same (a later --collect-only scores only the runs that finished since)."""
+    out = {}
+    for r in runs:
+        ckpt = r / "models" / "stage1.pt"
+        if not ((r / "result.json").exists() and ckpt.exists()):
+            continue
+        cache_path = r / "elsewhere.json"
+        cache = json.loads(cache_path.read_text()) if cache_path.exists() else []
+        key = _eval_key(ckpt, data, image_root)
+        hit = next((c["result"] for c in cache if c.get("key") == key), None)
+        if hit is None:
+            hit = evaluate_stage1(ckpt, data, r / "params.yaml", image_root)
+            cache = [c for c in cache if c.get("key", {}).get("data") != key["data"]] + [{"key": key, "result": hit}]
+            text = json.dumps(cache, indent=1, default=float)
+            atomic_write(cache_path, lambda tmp: Path(tmp).write_text(text))
+        out[r] = hit
+    return out
 
 
 def collect(runs: list[Path], results: dict[Path, dict] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:

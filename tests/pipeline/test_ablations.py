@@ -3,7 +3,9 @@ whole command on a tiny schedule (two arms x two seeds) writing a well-formed ta
 
 from __future__ import annotations
 
+import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -114,5 +116,17 @@ def test_ablate_command_on_a_tiny_schedule(tmp_path: Path) -> None:
     assert list(again_rows.index) == list(own.index)
     assert np.allclose(again_rows["ap_all"], own["ap_all"]) and np.allclose(again_rows["ap_cross_person"],
                                                                            own["ap_cross_person"], equal_nan=True)
+    # the scores are kept per run and data folder: a second call reads them instead of scoring again
+    cached = json.loads((tmp_path / "runs" / "runs" / "full-s0" / "elsewhere.json").read_text())
+    assert len(cached) == 1 and cached[0]["key"]["images"] == str(root.resolve())
+    cached[0]["result"]["ap_all"] = 0.125  # a marker only a read of the cache can produce
+    (tmp_path / "runs" / "runs" / "full-s0" / "elsewhere.json").write_text(json.dumps(cached))
+    CliRunner().invoke(cli.app, [*args, "--collect-only", "--eval-images", str(root), "--reports", str(tmp_path / "e2")])
+    assert pd.read_csv(tmp_path / "e2" / "ablations.csv").set_index(["arm", "seed"]).loc[("full", 0), "ap_all"] == 0.125
+    ckpt = tmp_path / "runs" / "runs" / "full-s0" / "models" / "stage1.pt"
+    os.utime(ckpt, ns=(ckpt.stat().st_atime_ns, ckpt.stat().st_mtime_ns + 10**9))  # a new network: scored again
+    CliRunner().invoke(cli.app, [*args, "--collect-only", "--eval-images", str(root), "--reports", str(tmp_path / "e3")])
+    assert np.isclose(pd.read_csv(tmp_path / "e3" / "ablations.csv").set_index(["arm", "seed"]).loc[("full", 0), "ap_all"],
+                      own.loc[("full", 0), "ap_all"])
     refused = CliRunner().invoke(cli.app, [*args, "--eval-images", str(root)])
     assert refused.exit_code == 2 and "--collect-only" in refused.output
