@@ -4,7 +4,7 @@ and the NIS settings, which ``evaluate`` and ``predict`` load.
     {"format": "bpm-bundle/1",
      "stage1": <stage-1 checkpoint without resume state>,
      "stage2": <stage-2 checkpoint without resume state>,
-     "nis": {"mode": threshold | product | off, "threshold": tau, "objective": ..., "chosen_on":
+     "nis": {"mode": threshold | product | both | off, "threshold": tau, "objective": ..., "chosen_on":
              "validation", "val_images": n, "table": {"threshold": [...], "objective": [...]}},
      "postprocess": <the postprocess params used when tau was chosen>}
 
@@ -21,6 +21,7 @@ from torch import nn
 from model import checkpoint as ckpt_io
 from model import torch_file
 from model.common.atomic_io import atomic_write
+from model.postprocess import PostprocessConfig
 
 FORMAT = "bpm-bundle/1"
 
@@ -50,6 +51,20 @@ def load_bundle(path: str | Path, map_location: str | torch.device = "cpu") -> d
     if not isinstance(b, dict) or b.get("format") != FORMAT:
         raise ckpt_io.CheckpointError(f"{path}: not a {FORMAT} file")
     return b
+
+
+def postprocess_config(bundle: dict) -> PostprocessConfig:
+    """The post-processing a bundle prescribes: its ``postprocess`` section with the NIS mode
+    and tau that the bundle stage chose (``nis``) written over it. ``evaluate`` and ``predict``
+    both read a bundle through this one rule. A bundle without a chosen mode keeps its section's
+    settings; tau is taken only where the mode thresholds (threshold, both)."""
+    post = dict(bundle.get("postprocess") or {})
+    nis = bundle.get("nis") or {}
+    if nis.get("mode") in ("threshold", "product", "both", "off"):
+        post["nis"] = nis["mode"]
+        if nis["mode"] in ("threshold", "both") and nis.get("threshold") is not None:
+            post["nis_threshold"] = float(nis["threshold"])
+    return PostprocessConfig.model_validate(post)
 
 
 def network(ckpt: dict) -> nn.Module:

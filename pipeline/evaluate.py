@@ -56,15 +56,10 @@ def run_networks(bundle: dict, t: dict[str, pd.DataFrame], image_ids: list[str],
 def predict_split(bundle: dict, t: dict[str, pd.DataFrame], image_ids: list[str], root: Path,
                   device: torch.device) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(predictions after NIS, pair NMS and the cap; every stage-1 pair) for ``image_ids``."""
-    from model.postprocess import PostProcess, PostprocessConfig
+    from model.bundle_file import postprocess_config
+    from model.postprocess import PostProcess
 
-    post = dict(bundle.get("postprocess") or {})
-    nis = bundle.get("nis") or {}
-    if nis.get("mode") in ("threshold", "product", "both"):
-        post["nis"] = nis["mode"]
-    if nis.get("mode") in ("threshold", "both") and nis.get("threshold") is not None:
-        post["nis_threshold"] = nis["threshold"]
-    post_process = PostProcess(LabelSpace.from_dict(bundle["stage1"]["labels"]), PostprocessConfig.model_validate(post))
+    post_process = PostProcess(LabelSpace.from_dict(bundle["stage1"]["labels"]), postprocess_config(bundle))
     cands, pairs = [], []
     for o1, o2, sizes, ids in run_networks(bundle, t, image_ids, root, device):
         cands.append(post_process.candidates(o2, o1, sizes, ids))

@@ -37,7 +37,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from model.postprocess import PostProcess, PostprocessConfig
+from model.postprocess import PostProcess
 from model.transforms import AugmentConfig, part_box_valid
 from pipeline import tables
 from model.common.errors import UserError
@@ -257,21 +257,16 @@ def resolve_device(device: str) -> torch.device:
 def load_networks(path: Path, device: torch.device) -> Networks:
     """The bundle's two networks in eval mode on ``device``, its label space, NIS settings
     (decision 2) and the evaluation transform sizes of training."""
-    from model.bundle_file import load_bundle, network
+    from model.bundle_file import load_bundle, network, postprocess_config
     from model.label_space import LabelSpace
 
     b = load_bundle(path)
     ck1, ck2 = b["stage1"], b["stage2"]
-    post = dict(b.get("postprocess") or {})
-    nis = b.get("nis") or {}
-    post["nis"] = nis.get("mode", post.get("nis", "threshold"))
-    if nis.get("threshold") is not None:
-        post["nis_threshold"] = float(nis["threshold"])
     labels = LabelSpace.from_dict(ck1["labels"])
     mcfg = ck1.get("model_config") or ck1["model_spec"]["config"]
     augment = AugmentConfig.model_validate((ck2.get("train_config") or {}).get("augment", {}))
     return Networks(network(ck1).to(device), network(ck2).to(device), labels.format,
-                    PostProcess(labels, PostprocessConfig.model_validate(post)), augment, int(mcfg.get("stride", 32)),
+                    PostProcess(labels, postprocess_config(b)), augment, int(mcfg.get("stride", 32)),
                     str(mcfg.get("mask_rule", "touch")), device)
 
 

@@ -182,3 +182,19 @@ def test_concat_candidates_rebases_images():
     a, b = _cands([0.5], [0.5]), _cands([0.4], [0.5])
     joined = concat_candidates([a, b])
     assert joined.image_ids == ("a", "b", "a", "b") and joined.image.tolist() == [0, 2]
+
+
+def test_a_bundle_prescribes_one_postprocessing_for_evaluate_and_predict() -> None:
+    """model.bundle_file.postprocess_config: the chosen NIS mode and tau over the bundle's section;
+    tau only where the mode thresholds; no chosen mode keeps the section's settings."""
+    from model.bundle_file import postprocess_config
+
+    section = {"nis": "auto", "nis_threshold": 0.0, "unmatched": "one", "top_k": 50}
+    chosen = postprocess_config({"postprocess": section, "nis": {"mode": "both", "threshold": 0.3}})
+    assert (chosen.nis, chosen.nis_threshold, chosen.unmatched, chosen.top_k) == ("both", 0.3, "one", 50)
+    product = postprocess_config({"postprocess": section, "nis": {"mode": "product", "threshold": 0.3}})
+    assert (product.nis, product.nis_threshold) == ("product", 0.0)
+    off = postprocess_config({"postprocess": section, "nis": {"mode": "off", "threshold": None}})
+    assert off.nis == "off"
+    older = postprocess_config({"postprocess": {"nis": "threshold", "nis_threshold": 0.2}, "nis": {}})
+    assert (older.nis, older.nis_threshold) == ("threshold", 0.2)
