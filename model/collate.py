@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from model.packed_targets import PAIR_KEYS, PackedTargets, pack
+from model.transforms import normalize_images
 
 # A part box cropped out of the image is moved here: far outside the grid, so that it lights no
 # cell whatever the rasteriser's clipping (an empty box at the border would still touch a cell).
@@ -18,19 +19,24 @@ _OFF_GRID = -1.0e4
 
 @dataclass
 class Batch:
-    images: Tensor  # [B, 3, H, W] normalised, zero padding
+    images: Tensor  # uint8 [B, 3, H, W] raw pixels from the collate; float normalised after .to()
     pixel_mask: Tensor  # Bool[B, H, W], True = padding
     part_masks: Tensor | None  # Bool[B, 6, h, w], True = covered by that part group
     targets: list[dict]  # per image, see model.data / model.transforms
     packed: PackedTargets | None = None  # the pairs of ``targets`` packed for the criterion
 
     def to(self, device: torch.device | str, targets: bool = True) -> Batch:
-        """The batch on ``device`` (tensors of the targets too, unless ``targets`` is False:
+        """The batch on ``device``, ready for the networks: images normalised there (float32
+        [B, 3, H, W], zero padding; see model.transforms.normalize_images), tensors of the
+        targets moved too, unless ``targets`` is False:
         training reads only the packed pairs there, and the per-image dicts cost ~130 small
         copies a batch; strings and ints stay). Copies are asynchronous from pinned memory."""
         move = lambda v: v.to(device, non_blocking=True) if isinstance(v, Tensor) else v  # noqa: E731
         per_image = [{k: move(v) for k, v in t.items()} for t in self.targets] if targets else self.targets
-        return Batch(move(self.images), move(self.pixel_mask), move(self.part_masks), per_image,
+        images, pixel_mask = move(self.images), move(self.pixel_mask)
+        if images.dtype == torch.uint8:  # raw pixels travel; the network gets them normalised, here
+            images = normalize_images(images, pixel_mask)
+        return Batch(images, pixel_mask, move(self.part_masks), per_image,
                      self.packed.to(device) if self.packed is not None else None)
 
     def pin_memory(self) -> Batch:

@@ -11,7 +11,9 @@ Target while transforming (numpy, pixels of the current image, ``x1, y1, x2, y2`
 ``sub_boxes`` [T, 4], ``obj_boxes`` [T, 4], ``has_obj`` Bool[T], ``obj_labels`` [T],
 ``verbs`` [T, V], ``interactive`` [T] (the per-pair keys, dropped together by a crop),
 ``part_boxes`` [P, 10, 4], ``part_valid`` Bool[P, 10], ``size`` (h, w).
-:class:`ToTensor` ends the chain: image [3, H, W] normalised, pair boxes as cx, cy, w, h
+:class:`ToTensor` ends the chain: image uint8 [3, H, W] (raw pixels: a quarter of the bytes
+of floats to send from the loader workers, pin and copy; :func:`normalize_images` turns a batch
+into the network input on its device, see ``model.collate.Batch.to``), pair boxes as cx, cy, w, h
 relative to the image (object box zeros when there is no object), part boxes still in pixels
 of the network input (what ``rasterize_part_masks`` expects).
 
@@ -193,19 +195,14 @@ class ColorJitter:
 
 
 class ToTensor:
-    """Image -> normalised float tensor; pair boxes -> relative cx, cy, w, h; all to torch."""
-
-    def __init__(self, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> None:
-        self.mean = torch.tensor(mean).view(3, 1, 1)
-        self.std = torch.tensor(std).view(3, 1, 1)
+    """Image -> uint8 tensor [3, H, W] (channels first, values 0..255, not yet normalised:
+    :func:`normalize_images` does that per batch on the device); pair boxes -> relative cx, cy,
+    w, h; all to torch."""
 
     def __call__(self, img, tgt, rng=None):
         if img.mode != "RGB":
             img = img.convert("RGB")  # (an RGB image would be copied for nothing)
-        # channels first while still uint8: float-converting the strided permuted view cost
-        # twice as much at 800 px; the float ops are the same, so is every value
-        x = torch.from_numpy(np.ascontiguousarray(np.asarray(img).transpose(2, 0, 1))).float()  # [3, H, W]
-        x = x.div_(255.0).sub_(self.mean).div_(self.std)
+        x = torch.from_numpy(np.ascontiguousarray(np.asarray(img).transpose(2, 0, 1)))  # uint8 [3, H, W]
         h, w = img.height, img.width
         rel = np.array([w, h, w, h], dtype=np.float32)
         out = dict(tgt)
@@ -218,6 +215,20 @@ class ToTensor:
                 out[key] = torch.from_numpy(np.ascontiguousarray(tgt[key]))
         out["size"] = torch.tensor([h, w])
         return x, out
+
+
+def normalize_images(x: torch.Tensor, padding: torch.Tensor | None = None,
+                     mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> torch.Tensor:
+    """The network input: uint8 pixels [B, 3, H, W] -> float32 (v / 255 - mean) / std, on the
+    device ``x`` is on, with the padding (Bool[B, H, W], True = padding) set to 0 as the
+    models were trained with. The same float operations in the same order as normalising each
+    image on the CPU, so every value is the same."""
+    m = torch.tensor(mean, device=x.device).view(1, 3, 1, 1)
+    s = torch.tensor(std, device=x.device).view(1, 3, 1, 1)
+    out = x.float().div_(255.0).sub_(m).div_(s)  # [B, 3, H, W]
+    if padding is not None:
+        out.masked_fill_(padding[:, None], 0.0)
+    return out
 
 
 def make_transforms(cfg: AugmentConfig, train: bool) -> Compose:

@@ -24,7 +24,7 @@ from model.collate import Collate
 from model.config import ModelConfig
 from model.data import HOIDataset, ImageRecord, build_records
 from model.label_space import MISSING_OBJECT, LabelSpace, for_format
-from model.transforms import IMAGENET_MEAN, IMAGENET_STD, make_transforms
+from model.transforms import make_transforms
 from model.common import labels
 from pipeline import tables
 from pipeline import params as P
@@ -131,10 +131,8 @@ def cxcywh_pixels(boxes: torch.Tensor, hw: tuple[int, int]) -> np.ndarray:
 
 
 def network_image(x: torch.Tensor) -> Image.Image:
-    """The normalised input tensor [3, H, W] back to an RGB image."""
-    mean, std = torch.tensor(IMAGENET_MEAN).view(3, 1, 1), torch.tensor(IMAGENET_STD).view(3, 1, 1)
-    arr = ((x * std + mean).clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
-    return Image.fromarray(arr)
+    """The transformed input tensor (uint8 [3, H, W], before normalisation) as an RGB image."""
+    return Image.fromarray(x.permute(1, 2, 0).contiguous().numpy())
 
 
 def draw_grid(canvas: Image.Image, scale: float, stride: int) -> None:

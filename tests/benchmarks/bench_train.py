@@ -26,7 +26,9 @@ torch.compile graph breaks of the network. Prints one JSON line (also written to
 The loader is timed over one sampler epoch of ``--loader-batches`` batches; ``item_ms`` /
 ``decode_ms`` / ``collate_ms_per_image`` are in-process CPU costs per image, and
 ``loader_projection_images_per_s`` = workers / (item + collate seconds per image), the rate the
-workers could reach if nothing else limited them. Weights are random (speed does not depend on them).
+workers could reach if nothing else limited them. Images travel from the workers as uint8 and are
+normalised by ``Batch.to`` on the device; ``--compare-float`` also times the float32 transport used
+before (normalised in the workers) and prints the ratio. Weights are random (speed does not depend on them).
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ from model.engine import LoopConfig, Run, Trainer  # noqa: E402
 from model.label_space import for_format  # noqa: E402
 from model.runtime_config import RuntimeConfig  # noqa: E402
 from model.train_config import TrainConfig  # noqa: E402
-from model.transforms import AugmentConfig, make_transforms  # noqa: E402
+from model.transforms import AugmentConfig, make_transforms, normalize_images  # noqa: E402
 from reference_criterion import ReferenceCriterion, reference_step  # noqa: E402
 from train_fixtures import TinyPairNet, make_dataset  # noqa: E402
 
@@ -88,6 +90,8 @@ def parse() -> argparse.Namespace:
     p.add_argument("--jitter", type=float, default=0.0, help="colour jitter strength (paper: 0.4)")
     p.add_argument("--crop", type=float, default=0.0, help="probability of the crop branch (paper: 0.5)")
     p.add_argument("--loader-only", action="store_true", help="time the data pipeline only (no model step)")
+    p.add_argument("--compare-float", action="store_true",
+                   help="also time the loader with float32 images normalised in the workers (before uint8 transport)")
     p.add_argument("--skip-loader", action="store_true", help="no DataLoader timing")
     p.add_argument("--profile", action="store_true", help="torch.profiler counts of 3 steps per path")
     p.add_argument("--explain", action="store_true", help="torch._dynamo.explain graph breaks of the network")
@@ -268,7 +272,34 @@ def explain(cfg, stage: int, batch, dev: torch.device) -> dict:
             "reasons": sorted({str(r.reason).splitlines()[0][:160] for r in e.break_reasons})}
 
 
+class FloatTransport(torch.utils.data.Dataset):
+    """The data path before uint8 transport, for comparison in the same run: every image
+    normalised to float32 in the worker (as ToTensor did), so 4 bytes a value are padded,
+    sent, pinned and copied; Batch.to then leaves the float batch as it is."""
+
+    def __init__(self, ds: HOIDataset) -> None:
+        self.ds = ds
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, key):
+        x, target = self.ds[key]
+        return normalize_images(x[None])[0], target
+
+
 def loader_rate(a, ds, collate, tmp, dev) -> dict:
+    """Images/s of the training DataLoader: the current uint8 transport and, with
+    ``--compare-float``, the float transport before it, timed one after the other."""
+    out = _loader_rate(a, ds, collate, tmp, dev)
+    if a.compare_float:
+        before = _loader_rate(a, FloatTransport(ds), collate, tmp, dev)
+        out["loader_float_images_per_s"] = before["loader_images_per_s"]
+        out["loader_speedup_uint8_vs_float"] = round(out["loader_images_per_s"] / before["loader_images_per_s"], 2)
+    return out
+
+
+def _loader_rate(a, ds, collate, tmp, dev) -> dict:
     cfg = preset(a.preset)
     loader_batches = a.loader_batches or 4 * max(a.workers, 1)
     loop = LoopConfig(TrainConfig(batch_size=a.batch, lr=1e-4, lr_backbone=1e-5), iterations=10**9, lr_drop=10**9,

@@ -26,13 +26,13 @@ if [ "${GPU_BENCH_SMOKE:-0}" = "1" ]; then
   COMMON=(--preset demo --device cpu --threads 1 --batch 4 --iterations 2 --jpeg
           --image-size 96 72 --train-size 64 --max-size 96 --size-jitter 0.25)
   LOADER=(--preset demo --device cpu --threads 1 --batch 4 --jpeg --image-size 96 72 --train-size 64
-          --max-size 96 --jitter 0.4 --crop 0.5 --loader-only)
+          --max-size 96 --jitter 0.4 --crop 0.5 --loader-only --compare-float)
   WORKERS=(1 2); T_STAGE=300; T_LOADER=120; T_COMPILE=300; COMPILE_PATHS=""  # inductor on 1 CPU: minutes
 else
   COMMON=(--preset paper --device cuda --amp --threads 4 --batch 16 --iterations 10 --jpeg
           --image-size 640 480 --train-size 800 --max-size 1333 --size-jitter 0.25)
   LOADER=(--preset paper --device cuda --threads 4 --batch 16 --jpeg --image-size 640 480 --train-size 800
-          --max-size 1333 --size-jitter 0.25 --jitter 0.4 --crop 0.5 --loader-only)
+          --max-size 1333 --size-jitter 0.25 --jitter 0.4 --crop 0.5 --loader-only --compare-float)
   WORKERS=(12 16); T_STAGE=75; T_LOADER=30; T_COMPILE=150; COMPILE_PATHS=fast+cl+fused+compile
 fi
 BENCH=tests/benchmarks/bench_train.py
@@ -76,5 +76,8 @@ for f in sorted(out.glob("*.json")):
     if "loader_images_per_s" in d:
         print(f"  loader: {d['loader_images_per_s']} img/s with {d['loader_workers']} workers "
               f"(projection {d['loader_projection_images_per_s']} img/s)")
+    if "loader_float_images_per_s" in d:
+        print(f"  loader with float32 transport (before): {d['loader_float_images_per_s']} img/s; "
+              f"uint8 / float {d['loader_speedup_uint8_vs_float']}x")
 EOF
 cat "$OUT/summary.txt"

@@ -56,7 +56,7 @@ def _pair(stage: int, **kw):
 
 @pytest.mark.parametrize("stage,kw", [(1, {}), (1, {"int_loss": "focal", "consistency": 1.0}), (2, {})])
 def test_losses_gradients_and_assignments_equal_the_per_image_reference(samples, stage, kw):
-    batch = Collate(with_part_masks=stage == 1)(samples)
+    batch = Collate(with_part_masks=stage == 1)(samples).to("cpu")
     net = _net(stage)
     out = net(batch.images, batch.pixel_mask, batch.part_masks)
     new, ref = _pair(stage, **kw)

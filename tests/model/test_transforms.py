@@ -7,6 +7,7 @@ import torch
 from PIL import Image
 
 from model.transforms import IMAGENET_MEAN, IMAGENET_STD, AugmentConfig, ToTensor, crop, hflip, make_transforms, resize
+from model.collate import Batch, pad_images
 from pipeline.tables import PART_NAMES
 from train_fixtures import person_parts
 
@@ -103,25 +104,35 @@ def test_crop_keeps_pairs_without_object():
     assert len(c_tgt["sub_boxes"]) == 1 and not c_tgt["obj_boxes"].any()
 
 
-def test_to_tensor_relative_cxcywh_and_normalisation():
+def test_to_tensor_relative_cxcywh_and_raw_pixels():
     img, tgt = _sample()
     x, t = ToTensor()(img, tgt)
-    assert x.shape == (3, H, W)
+    assert x.shape == (3, H, W) and x.dtype == torch.uint8  # normalised later, per batch on the device
     assert torch.allclose(t["sub_boxes"][0], torch.tensor([30 / W, 45 / H, 40 / W, 70 / H]))
     assert t["part_boxes"].shape == (1, 10, 4) and t["size"].tolist() == [H, W]
-    assert torch.isclose(x[0, 0, 0], torch.tensor((0 - 0.485) / 0.229))
+    assert torch.equal(x, torch.from_numpy(np.array(img)).permute(2, 0, 1))
 
 
-def test_to_tensor_pixels_equal_the_plain_formula():
-    """The channels-first uint8 path gives exactly (v / 255 - mean) / std of every pixel, for an
-    RGB image and for one of another mode (converted)."""
-    arr = np.random.default_rng(0).integers(0, 256, (H, W, 3), dtype=np.uint8)
+def test_normalised_batch_equals_the_plain_formula_per_image_with_zero_padding():
+    """ToTensor + Batch.to (normalize_images) give exactly (v / 255 - mean) / std of every pixel
+    of an RGB image and of one of another mode (converted), and 0 in the padding: the values
+    the networks were trained on when each image was normalised on the CPU before padding."""
+    rng = np.random.default_rng(0)
+    arr = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
+    small = rng.integers(0, 256, (H - 10, W - 20, 3), dtype=np.uint8)
     mean, std = torch.tensor(IMAGENET_MEAN).view(3, 1, 1), torch.tensor(IMAGENET_STD).view(3, 1, 1)
-    expected = torch.from_numpy(arr).permute(2, 0, 1).float().div(255.0).sub(mean).div(std)
+    per_image = lambda a: torch.from_numpy(a).permute(2, 0, 1).float().div(255.0).sub(mean).div(std)  # noqa: E731
     _, tgt = _sample()
     for img in (Image.fromarray(arr), Image.fromarray(arr).convert("RGBA")):
         x, _ = ToTensor()(img, tgt)
-        assert x.is_contiguous() and torch.equal(x, expected)
+        y, _ = ToTensor()(Image.fromarray(small), tgt)
+        assert x.is_contiguous() and x.dtype == torch.uint8
+        batch = Batch(*pad_images([x, y]), None, [{}, {}]).to("cpu")
+        assert batch.images.dtype == torch.float32
+        assert torch.equal(batch.images[0], per_image(arr))
+        assert torch.equal(batch.images[1, :, : H - 10, : W - 20], per_image(small))
+        assert not batch.images[1, :, H - 10:].any() and not batch.images[1, :, :, W - 20:].any()
+        assert torch.equal(batch.to("cpu").images, batch.images)  # a second .to() does not normalise again
 
 
 def test_training_chain_is_a_function_of_the_seed():

@@ -31,7 +31,7 @@ def test_a_few_steps_lower_the_loss(tmp_path, stage):
     ids = sorted(t["images"]["image_id"])
     recs, _ = build_records(tmp_path, t["images"], t["instances"], t["pairs"], t["parts"], for_format("hico-det"), ids)
     ds = HOIDataset(recs, make_transforms(AugmentConfig(scales=[64], max_size=96, flip=0.0), train=True))
-    batch = Collate(with_part_masks=stage == 1)([ds[(i, i)] for i in range(4)])
+    batch = Collate(with_part_masks=stage == 1)([ds[(i, i)] for i in range(4)]).to("cpu")
     torch.manual_seed(0)
     cfg = config_mod.ModelConfig.model_validate(TINY_MODEL)
     net, _, _ = build_mod.build(cfg, stage, for_format("hico-det"))
