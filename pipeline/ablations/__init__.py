@@ -352,7 +352,7 @@ def run(params_path: Path, arms: list[str], seeds: list[int], jobs: int, threads
     from pipeline import tables
 
     missing = [n for n in (*DATA_TABLES, "scenes") if not (processed / f"{n}.parquet").exists()]
-    if missing:
+    if missing and not (collect_only and eval_images is None):  # tabulating result.json files needs no tables
         raise UserError(f"{processed}: missing table(s) {missing}: run synth, ingest, pose, parts and scenes first")
     overrides = parse_sets(sets)
     if collect_only:
