@@ -51,7 +51,7 @@ def image_row(images: pd.DataFrame, image_id: str, split: str | None) -> pd.Seri
 @dataclass
 class Sample:
     """One image through model.data's code path. ``record``: targets before the transforms
-    (original px); ``x`` [3, H, W] normalised network input; ``target``: after the transforms
+    (original px); ``x`` uint8 [3, H, W] network input before normalisation; ``target``: after the transforms
     (pair boxes relative cx, cy, w, h; part boxes in input px); ``masks`` Bool[6, h, w] as
     collated; ``row`` its images-table row; ``persons`` the pose persons of the image (None
     without a persons table); ``fallbacks`` part boxes that are whole-body fallbacks;
