@@ -7,6 +7,7 @@ covers [i, i+1) × [j, j+1)); the format writers convert them to each dataset's 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -273,6 +274,22 @@ def is_clear(box: np.ndarray, scene: Scene, person_gaps: list[float]) -> bool:
     return not any(intersects(box, t.box, 2.0) for t in scene.objects)
 
 
+def place_clear(rng: Rng, scene: Scene, size_at: Callable[[int], np.ndarray], margin: float,
+                person_gaps: list[float]) -> np.ndarray | None:
+    """A free-standing box (x1, y1, x2, y2 px) that :func:`is_clear` accepts, or None: up to
+    ATTEMPTS random positions of ``size_at(attempt)`` (a box at the origin), stopping early
+    when the box no longer fits inside the margin."""
+    for attempt in range(ATTEMPTS):
+        size = size_at(attempt)
+        shift = _offset(rng, size, scene, margin, None)
+        if shift is None:
+            return None
+        placed = size + np.tile(shift, 2)
+        if is_clear(placed, scene, person_gaps):
+            return placed
+    return None
+
+
 def _add_distractors(rng: Rng, cfg: SynthConfig, scene: Scene) -> None:
     """Objects nobody uses, kept clear of every person's box by 45 % of that person's height
     (at least 4 % of the image), farther than any interacting object sits, so that an object
@@ -287,15 +304,9 @@ def _add_distractors(rng: Rng, cfg: SynthConfig, scene: Scene) -> None:
         coco = int(rng.choice(classes))
         w, h = object_size(coco, ref, rng.uniform(*cfg.object_scale))
         box = np.array([0.0, 0.0, w, h])
-        for _ in range(ATTEMPTS):
-            shift = _offset(rng, box, scene, margin, None)
-            if shift is None:
-                break
-            placed = box + np.tile(shift, 2)
-            if not is_clear(placed, scene, clear):
-                continue
+        placed = place_clear(rng, scene, lambda _: box, margin, clear)
+        if placed is not None:
             scene.objects.append(Thing(coco, placed, int(rng.choice((-1, 1))), _tint(rng), True))
-            break
 
 
 def _pair_no_interaction(rng: Rng, cfg: SynthConfig, scene: Scene) -> None:
